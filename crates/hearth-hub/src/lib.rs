@@ -1,0 +1,1 @@
+//! hearth-hub (under construction).

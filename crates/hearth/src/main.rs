@@ -1,0 +1,2 @@
+//! The `hearth` command line.
+fn main() {}
