@@ -1,1 +1,23 @@
-//! hearth-model (under construction).
+//! Model architectures over memory-mapped GGUF weights: configuration from metadata,
+//! weight loading, quantized matrix products, the KV cache and the forward pass.
+//!
+//! Model code knows nothing of HTTP, scheduling, sampling or files it did not load.
+//! Key design choice: weights are never copied or dequantized: they stay in the
+//! memory map and are read block by block by the matmul kernels (`qmatmul`), the one
+//! seam a faster kernel replaces. Architectures are descriptions (`arch/`): one file
+//! per family turns metadata into a [`ModelConfig`]; one transformer runs them all.
+
+mod arch;
+mod config;
+mod error;
+mod kv_cache;
+mod qmatmul;
+mod transformer;
+
+pub use arch::supported_architectures;
+pub use config::{Activation, LayerSpec, ModelConfig};
+pub use error::{Error, Result};
+pub use hearth_kernels::RopeStyle;
+pub use kv_cache::KvCache;
+pub use qmatmul::QMatrix;
+pub use transformer::Transformer;

@@ -1,0 +1,183 @@
+//! Matrix products against weights stored in ggml block formats, read straight from
+//! the memory map. Activations are quantized to the weight type's dot-product format
+//! (Q8_0, Q8_1 or Q8_K) as ggml does, so results match llama.cpp's numerics.
+//!
+//! This is the seam a faster kernel replaces; today the block formats and dot
+//! products come from candle's `k_quants`.
+
+use std::sync::Arc;
+
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, GgmlType as Block,
+};
+use half::{bf16, f16};
+use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// A 2-D weight `[rows, cols]` (ggml dims `[cols, rows]`) in the memory map.
+#[derive(Clone)]
+pub struct QMatrix {
+    file: Arc<GgufFile>,
+    info: TensorInfo,
+    rows: usize,
+    cols: usize,
+}
+
+impl std::fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QMatrix({} {}x{} {})", self.info.name, self.rows, self.cols, self.info.dtype)
+    }
+}
+
+/// Raw pointer that rayon tasks may share to write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes a disjoint set of indices, and the buffer outlives the scope.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+macro_rules! dispatch {
+    ($dtype:expr, $f:ident, $($args:expr),*) => {
+        match $dtype {
+            GgmlType::F32 => $f::<f32>($($args),*),
+            GgmlType::F16 => $f::<f16>($($args),*),
+            GgmlType::BF16 => $f::<bf16>($($args),*),
+            GgmlType::Q4_0 => $f::<BlockQ4_0>($($args),*),
+            GgmlType::Q4_1 => $f::<BlockQ4_1>($($args),*),
+            GgmlType::Q5_0 => $f::<BlockQ5_0>($($args),*),
+            GgmlType::Q5_1 => $f::<BlockQ5_1>($($args),*),
+            GgmlType::Q8_0 => $f::<BlockQ8_0>($($args),*),
+            GgmlType::Q2_K => $f::<BlockQ2K>($($args),*),
+            GgmlType::Q3_K => $f::<BlockQ3K>($($args),*),
+            GgmlType::Q4_K => $f::<BlockQ4K>($($args),*),
+            GgmlType::Q5_K => $f::<BlockQ5K>($($args),*),
+            GgmlType::Q6_K => $f::<BlockQ6K>($($args),*),
+            GgmlType::Q8_K => $f::<BlockQ8K>($($args),*),
+            // Rejected in `QMatrix::new`.
+            _ => unreachable!("unsupported weight type"),
+        }
+    };
+}
+
+/// Whether matrices of this type can be multiplied.
+pub(crate) fn supported(dtype: GgmlType) -> bool {
+    !matches!(
+        dtype,
+        GgmlType::Q8_1 | GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64 | GgmlType::F64
+    )
+}
+
+fn blocks<T: Block>(bytes: &[u8]) -> &[T] {
+    debug_assert_eq!(bytes.as_ptr() as usize % std::mem::align_of::<T>(), 0);
+    // SAFETY: the block structs are `repr(C)` with the exact ggml layouts (checked
+    // against `GgmlType::block_bytes` in `QMatrix::new`), any bit pattern is valid for
+    // them, and GGUF data offsets are aligned to at least 32 bytes.
+    unsafe {
+        std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / std::mem::size_of::<T>())
+    }
+}
+
+fn block_size_matches<T: Block>(dtype: GgmlType) -> bool {
+    std::mem::size_of::<T>() * dtype.block_len() / T::BLCK_SIZE == dtype.block_bytes()
+}
+
+impl QMatrix {
+    /// Wraps a 2-D tensor of `file` as a matrix of `rows` outputs by `cols` inputs.
+    pub fn new(file: &Arc<GgufFile>, info: &TensorInfo, rows: usize, cols: usize) -> Result<Self> {
+        let bad = |what: String| Error::BadTensor {
+            path: file.path().to_path_buf(),
+            tensor: info.name.clone(),
+            what,
+        };
+        if info.dims.first() != Some(&(cols as u64)) || info.n_elements() != (rows * cols) as u64 {
+            return Err(bad(format!("shape {:?}, expected [{cols}, {rows}]", info.dims)));
+        }
+        if !supported(info.dtype) || !dispatch!(info.dtype, block_size_matches, info.dtype) {
+            return Err(bad(format!("type {} cannot be used as a weight matrix", info.dtype)));
+        }
+        if cols % dispatch!(info.dtype, vec_block_len,) != 0 {
+            return Err(bad(format!("row length {cols} is not a multiple of the activation block")));
+        }
+        Ok(Self { file: file.clone(), info: info.clone(), rows, cols })
+    }
+
+    /// Output dimension.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input dimension.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Storage type.
+    pub fn dtype(&self) -> GgmlType {
+        self.info.dtype
+    }
+
+    /// Bytes of the weight data.
+    pub fn n_bytes(&self) -> u64 {
+        self.info.n_bytes()
+    }
+
+    /// `out[t][r] = Σ_c W[r][c] · x[t][c]` for `n = x.len() / cols` input rows.
+    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
+        let n = x.len() / self.cols;
+        debug_assert_eq!(out.len(), n * self.rows);
+        let data = self.file.tensor_data(&self.info);
+        dispatch!(self.info.dtype, matmul_typed, data, self.rows, self.cols, x, n, out)
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` values): embedding lookups.
+    pub fn row(&self, r: usize, out: &mut [f32]) {
+        let data = self.file.tensor_data(&self.info);
+        let row_bytes = data.len() / self.rows;
+        let bytes = &data[r * row_bytes..(r + 1) * row_bytes];
+        dispatch!(self.info.dtype, dequantize, bytes, out)
+    }
+}
+
+fn vec_block_len<T: Block>() -> usize {
+    T::VecDotType::BLCK_SIZE.max(T::BLCK_SIZE)
+}
+
+fn dequantize<T: Block>(bytes: &[u8], out: &mut [f32]) {
+    T::to_float(blocks::<T>(bytes), out)
+}
+
+/// Rows per task: enough to amortise scheduling, few enough to balance threads.
+fn rows_per_task(rows: usize) -> usize {
+    let tasks = rayon::current_num_threads() * 8;
+    rows.div_ceil(tasks).clamp(4, 256)
+}
+
+fn matmul_typed<T: Block>(data: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+    let w = blocks::<T>(data);
+    let wpr = cols / T::BLCK_SIZE;
+    let xpr = cols / T::VecDotType::BLCK_SIZE;
+    let mut xq = vec![T::VecDotType::zeros(); n * xpr];
+    if n > 1 {
+        xq.par_chunks_mut(xpr)
+            .zip(x.par_chunks(cols))
+            .for_each(|(q, xr)| T::VecDotType::from_float(xr, q));
+    } else {
+        T::VecDotType::from_float(x, &mut xq);
+    }
+    let step = rows_per_task(rows);
+    let ptr = OutPtr(out.as_mut_ptr());
+    (0..rows.div_ceil(step)).into_par_iter().for_each(|task| {
+        let ptr = ptr;
+        for r in task * step..((task + 1) * step).min(rows) {
+            let wr = &w[r * wpr..(r + 1) * wpr];
+            for t in 0..n {
+                let v = T::vec_dot(cols, wr, &xq[t * xpr..(t + 1) * xpr]);
+                // SAFETY: (t, r) pairs are disjoint across tasks and within bounds.
+                unsafe { *ptr.0.add(t * rows + r) = v };
+            }
+        }
+    });
+}

@@ -1,0 +1,278 @@
+//! The decoder-only transformer that runs every architecture in `arch/`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hearth_gguf::GgufFile;
+use hearth_kernels::{self as k, AttentionShape};
+use rayon::prelude::*;
+
+use crate::kv_cache::KvCache;
+use crate::{arch, Activation, Error, ModelConfig, QMatrix, Result};
+
+/// Most positions one internal forward step processes; longer inputs are split.
+pub const MAX_CHUNK: usize = 512;
+
+struct Block {
+    attn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    wo: QMatrix,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    post_attn_norm: Option<Vec<f32>>,
+    ffn_norm: Vec<f32>,
+    gate: QMatrix,
+    up: QMatrix,
+    down: QMatrix,
+    post_ffn_norm: Option<Vec<f32>>,
+}
+
+/// A loaded model: config plus weights in the memory map.
+pub struct Transformer {
+    config: ModelConfig,
+    file: Arc<GgufFile>,
+    embed: QMatrix,
+    blocks: Vec<Block>,
+    out_norm: Vec<f32>,
+    output: QMatrix,
+}
+
+impl std::fmt::Debug for Transformer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transformer").field("config", &self.config).finish()
+    }
+}
+
+struct Loader<'a> {
+    file: &'a Arc<GgufFile>,
+}
+
+impl Loader<'_> {
+    fn missing(&self, name: &str) -> Error {
+        Error::MissingTensor { path: self.file.path().to_path_buf(), tensor: name.to_string() }
+    }
+
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
+        let info = self.file.tensor(name).ok_or_else(|| self.missing(name))?;
+        QMatrix::new(self.file, info, rows, cols)
+    }
+
+    /// A small vector (norm weights), dequantized once: these are a few KB.
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let info = self.file.tensor(name).ok_or_else(|| self.missing(name))?;
+        let m = QMatrix::new(self.file, info, 1, len)?;
+        let mut v = vec![0.0; len];
+        m.row(0, &mut v);
+        Ok(v)
+    }
+}
+
+impl Transformer {
+    /// Opens a GGUF model file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_gguf(Arc::new(GgufFile::open(path)?))
+    }
+
+    /// Builds the model over an already opened file.
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
+        let config = arch::config_from_gguf(&file)?;
+        let ld = Loader { file: &file };
+        let (d, q, kv, ff) = (config.d_model, config.q_dim(), config.kv_dim(), config.ffn_dim);
+        let hd = config.head_dim;
+        let embed = ld.matrix("token_embd.weight", config.vocab_size, d)?;
+        let output = match file.tensor("output.weight") {
+            Some(_) => ld.matrix("output.weight", config.vocab_size, d)?,
+            None => embed.clone(),
+        };
+        let mut blocks = Vec::with_capacity(config.n_layers());
+        for i in 0..config.n_layers() {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let opt = |s: &str, len: usize, on: bool| -> Result<Option<Vec<f32>>> {
+                if on {
+                    ld.vector(&n(s), len).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            blocks.push(Block {
+                attn_norm: ld.vector(&n("attn_norm"), d)?,
+                wq: ld.matrix(&n("attn_q"), q, d)?,
+                wk: ld.matrix(&n("attn_k"), kv, d)?,
+                wv: ld.matrix(&n("attn_v"), kv, d)?,
+                wo: ld.matrix(&n("attn_output"), d, q)?,
+                q_norm: opt("attn_q_norm", hd, config.qk_norm)?,
+                k_norm: opt("attn_k_norm", hd, config.qk_norm)?,
+                post_attn_norm: opt("post_attention_norm", d, config.post_norms)?,
+                ffn_norm: ld.vector(&n("ffn_norm"), d)?,
+                gate: ld.matrix(&n("ffn_gate"), ff, d)?,
+                up: ld.matrix(&n("ffn_up"), ff, d)?,
+                down: ld.matrix(&n("ffn_down"), d, ff)?,
+                post_ffn_norm: opt("post_ffw_norm", d, config.post_norms)?,
+            });
+        }
+        let out_norm = ld.vector("output_norm.weight", d)?;
+        Ok(Self { config, file, embed, blocks, out_norm, output })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The GGUF file the weights live in.
+    pub fn gguf(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// A fresh, empty KV cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(&self.config, MAX_CHUNK)
+    }
+
+    /// Runs `tokens` after what `cache` holds, and returns the logits (vocab-sized
+    /// rows) after each position listed in `want` (indices into `tokens`).
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, want: &[usize]) -> Result<Vec<f32>> {
+        let hidden = self.forward_hidden(tokens, cache, want)?;
+        Ok(self.logits(&hidden))
+    }
+
+    /// Like [`forward`](Self::forward) but returns final normalised hidden states
+    /// (`d_model` per wanted position); [`logits`](Self::logits) finishes the job,
+    /// which lets callers bound the memory of many logit rows.
+    pub fn forward_hidden(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        want: &[usize],
+    ) -> Result<Vec<f32>> {
+        let d = self.config.d_model;
+        let needed = cache.len() + tokens.len();
+        if needed > self.config.context_length {
+            return Err(Error::ContextLengthExceeded { needed, max: self.config.context_length });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(Error::TokenOutOfRange { id, vocab_size: self.config.vocab_size });
+        }
+        let mut out = vec![0.0; want.len() * d];
+        for (c, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
+            let base = c * MAX_CHUNK;
+            let x = self.run_chunk(chunk, cache);
+            for (w, &idx) in want.iter().enumerate() {
+                if idx >= base && idx < base + chunk.len() {
+                    let row = &x[(idx - base) * d..(idx - base + 1) * d];
+                    k::rms_norm(row, &self.out_norm, self.config.rms_eps, &mut out[w * d..(w + 1) * d]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Logits for normalised hidden states (`d_model` values each).
+    pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        let n = hidden.len() / self.config.d_model;
+        let mut logits = vec![0.0; n * self.config.vocab_size];
+        self.output.matmul(hidden, &mut logits);
+        logits
+    }
+
+    fn run_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        let cfg = &self.config;
+        let (n, d) = (tokens.len(), cfg.d_model);
+        let mut x = vec![0.0; n * d];
+        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
+            self.embed.row(t as usize, row);
+            if let Some(s) = cfg.embed_scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+        let start = cache.len();
+        let mut h = vec![0.0; n * d];
+        for (l, blk) in self.blocks.iter().enumerate() {
+            norm_rows(&x, &blk.attn_norm, cfg.rms_eps, &mut h);
+            let mut attn = self.attention(blk, l, &h, start, cache);
+            let mut o = vec![0.0; n * d];
+            blk.wo.matmul(&attn, &mut o);
+            if let Some(w) = &blk.post_attn_norm {
+                norm_rows_in_place(&mut o, w, cfg.rms_eps);
+            }
+            add(&mut x, &o);
+            norm_rows(&x, &blk.ffn_norm, cfg.rms_eps, &mut h);
+            attn.clear();
+            let mut g = vec![0.0; n * cfg.ffn_dim];
+            let mut u = vec![0.0; n * cfg.ffn_dim];
+            blk.gate.matmul(&h, &mut g);
+            blk.up.matmul(&h, &mut u);
+            match cfg.activation {
+                Activation::Silu => k::silu_mul(&mut g, &u),
+                Activation::GeluTanh => k::gelu_tanh_mul(&mut g, &u),
+            }
+            blk.down.matmul(&g, &mut o);
+            if let Some(w) = &blk.post_ffn_norm {
+                norm_rows_in_place(&mut o, w, cfg.rms_eps);
+            }
+            add(&mut x, &o);
+        }
+        cache.advance(n);
+        x
+    }
+
+    /// Projects, normalises, rotates and caches q/k/v, then attends; returns the
+    /// concatenated heads (`n * q_dim`).
+    fn attention(&self, blk: &Block, l: usize, h: &[f32], start: usize, cache: &mut KvCache) -> Vec<f32> {
+        let cfg = &self.config;
+        let spec = &cfg.layers[l];
+        let n = h.len() / cfg.d_model;
+        let (qd, kvd, hd) = (cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        let mut q = vec![0.0; n * qd];
+        let mut kk = vec![0.0; n * kvd];
+        let mut v = vec![0.0; n * kvd];
+        blk.wq.matmul(h, &mut q);
+        blk.wk.matmul(h, &mut kk);
+        blk.wv.matmul(h, &mut v);
+        let rope = |rows: &mut [f32], width: usize, norm: &Option<Vec<f32>>| {
+            rows.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
+                if let Some(w) = norm {
+                    row.chunks_exact_mut(hd).for_each(|head| k::rms_norm_in_place(head, w, cfg.rms_eps));
+                }
+                let pos = (start + i) as f32 * spec.rope_pos_scale;
+                k::rope_in_place(row, hd, cfg.rope_dim, pos, spec.rope_base, cfg.rope_style);
+            });
+        };
+        rope(&mut q, qd, &blk.q_norm);
+        rope(&mut kk, kvd, &blk.k_norm);
+        let layer = &mut cache.layers[l];
+        layer.store(start, &kk, &v);
+        let layer = &cache.layers[l];
+        let shape = AttentionShape {
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            scale: cfg.attn_scale,
+        };
+        let mut out = vec![0.0; n * qd];
+        out.par_chunks_mut(qd).zip(q.par_chunks(qd)).enumerate().for_each_init(
+            Vec::new,
+            |scores, (i, (o, qi))| {
+                let pos = start + i;
+                let lo = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                k::attend(qi, layer, lo, pos, &shape, scores, o);
+            },
+        );
+        out
+    }
+}
+
+fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, r)| k::rms_norm(r, w, eps, o));
+}
+
+fn norm_rows_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    x.par_chunks_mut(w.len()).for_each(|r| k::rms_norm_in_place(r, w, eps));
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
