@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,10 @@ fn write_sidecar(path: &Path, sha256: &str) {
             .ok_or_else(|| io::Error::other("file has no usable modification time"))?;
         let text = serde_json::to_string(&sidecar).map_err(io::Error::other)?;
         let final_path = sidecar_path(path);
-        let tmp = final_path.with_extension(format!("verified.{}.tmp", std::process::id()));
+        // Unique per process and call: concurrent verifiers never share a temp file.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = final_path.with_extension(format!("verified.{}-{n}.tmp", std::process::id()));
         fs::write(&tmp, text)?;
         fs::rename(&tmp, &final_path).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
