@@ -1,2 +1,62 @@
-//! The `hearth` command line.
-fn main() {}
+//! The `hearth` command line: parses flags, builds library objects, shows progress,
+//! prints results. Logic lives in the libraries.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run, serve, adapt and govern open language models on your own hardware.
+#[derive(Parser, Debug)]
+#[command(name = "hearth", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fetch a model into the local cache and print its path.
+    Pull(commands::pull::PullArgs),
+    /// Generate a continuation of a prompt.
+    Generate(commands::generate::GenerateArgs),
+    /// Chat with a model in the terminal (or answer a conversation read from stdin).
+    Chat(commands::chat::ChatArgs),
+    /// Show the token ids and pieces of a text.
+    Tokenize(commands::tokenize::TokenizeArgs),
+    /// Measure perplexity on a text file (llama-perplexity's protocol).
+    Perplexity(commands::perplexity::PerplexityArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Pull(a) => commands::pull::run(a),
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Chat(a) => commands::chat::run(a),
+        Command::Tokenize(a) => commands::tokenize::run(a),
+        Command::Perplexity(a) => commands::perplexity::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

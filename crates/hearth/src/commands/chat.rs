@@ -1,0 +1,120 @@
+//! `hearth chat`: multi-turn chat with the model's template, streamed to the terminal;
+//! with stdin not a terminal, answers the conversation read from it.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+
+use anyhow::Context;
+use hearth_engine::Session;
+use hearth_tokenizer::chat::{ChatMessage, ChatTemplate};
+use hearth_tokenizer::Tokenizer;
+
+use super::{generate::SamplingArgs, Loaded, ModelArgs};
+
+/// Flags of `hearth chat`.
+#[derive(clap::Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// The chat template for a loaded model: the file's, or the family's built-in one.
+pub fn template_for(m: &Loaded) -> anyhow::Result<ChatTemplate> {
+    let tok = &m.tokenizer;
+    let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
+    Ok(ChatTemplate::for_model(
+        tok.chat_template(),
+        &m.model.config().architecture,
+        &text(tok.bos()),
+        &text(tok.eos()),
+    )?)
+}
+
+/// Tokenizes a rendered conversation: special tokens parsed; BOS added only when the
+/// model wants it and the template did not already write it.
+pub fn encode_rendered(tok: &Tokenizer, text: &str) -> anyhow::Result<Vec<u32>> {
+    let mut ids = tok.encode(text, false, true)?;
+    if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
+        if ids.first() != Some(&bos) {
+            ids.insert(0, bos);
+        }
+    }
+    Ok(ids)
+}
+
+pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
+    let m = args.model.load()?;
+    let tpl = template_for(&m)?;
+    let mut messages = Vec::new();
+    if let Some(s) = &args.system {
+        messages.push(ChatMessage { role: "system".into(), content: s.clone() });
+    }
+    let mut session = Session::new(&m.model);
+    let params = args.sampling.params();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut input = String::new();
+        stdin.lock().read_to_string(&mut input).context("reading the conversation from stdin")?;
+        messages.extend(parse_conversation(&input)?);
+        reply(&m, &tpl, &mut session, &messages, &params)?;
+        return Ok(());
+    }
+    eprintln!("Chatting with {} (type /reset to start over, /exit or Ctrl-D to leave).", args.model.model);
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush()?;
+        let Some(line) = lines.next().transpose()? else { break };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages.retain(|m: &ChatMessage| m.role == "system");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(ChatMessage { role: "user".into(), content: line.to_string() });
+        let text = reply(&m, &tpl, &mut session, &messages, &params)?;
+        messages.push(ChatMessage { role: "assistant".into(), content: text });
+    }
+    Ok(())
+}
+
+fn reply(
+    m: &Loaded,
+    tpl: &ChatTemplate,
+    session: &mut Session<'_>,
+    messages: &[ChatMessage],
+    params: &hearth_engine::GenerateParams,
+) -> anyhow::Result<String> {
+    let ids = encode_rendered(&m.tokenizer, &tpl.render(messages, true)?)?;
+    let mut out = std::io::stdout().lock();
+    let g = session.generate(&m.tokenizer, &ids, params, &mut |s| {
+        let _ = out.write_all(s.as_bytes());
+        let _ = out.flush();
+    })?;
+    writeln!(out)?;
+    Ok(g.text.trim().to_string())
+}
+
+/// A conversation from stdin: a JSON array of `{"role", "content"}` messages (or an
+/// object with a `messages` array); any other text is one user message.
+fn parse_conversation(input: &str) -> anyhow::Result<Vec<ChatMessage>> {
+    let trimmed = input.trim();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(trimmed).context("stdin looks like JSON but does not parse")?;
+        let list = v.get("messages").unwrap_or(&v).clone();
+        let messages: Vec<ChatMessage> = serde_json::from_value(list)
+            .context("stdin JSON must be a list of {\"role\", \"content\"} messages")?;
+        anyhow::ensure!(!messages.is_empty(), "the conversation on stdin has no messages");
+        return Ok(messages);
+    }
+    anyhow::ensure!(!trimmed.is_empty(), "nothing to answer: stdin is empty");
+    Ok(vec![ChatMessage { role: "user".into(), content: trimmed.to_string() }])
+}

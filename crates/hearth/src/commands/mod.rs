@@ -1,0 +1,66 @@
+//! One module per subcommand, plus the flags and loading they share.
+
+pub mod chat;
+pub mod generate;
+pub mod perplexity;
+pub mod pull;
+pub mod tokenize;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hearth_gguf::GgufFile;
+use hearth_model::Transformer;
+use hearth_tokenizer::Tokenizer;
+
+/// The model most commands use when none is named: small, instruction-tuned, Apache-2.0.
+pub const DEFAULT_MODEL: &str = "smollm2-135m";
+
+/// `--model` and `--threads`, shared by every compute command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A short name (gemma3-270m, smollm2-135m), a local .gguf path, or a Hugging Face repo id.
+    #[arg(long, short = 'm', default_value = DEFAULT_MODEL, env = "HEARTH_MODEL")]
+    pub model: String,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+}
+
+/// A model and its tokenizer, loaded from one file.
+pub struct Loaded {
+    pub model: Transformer,
+    pub tokenizer: Tokenizer,
+}
+
+impl ModelArgs {
+    /// Sets the thread pool, resolves the model (fetching it if needed) and loads it.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        set_threads(self.threads)?;
+        let path = hearth_hub::resolve(&self.model, &pull::progress_bar())?;
+        let file = Arc::new(GgufFile::open(&path)?);
+        let tokenizer = Tokenizer::from_gguf(&file)
+            .with_context(|| format!("{}: reading the tokenizer", path.display()))?;
+        let model = Transformer::from_gguf(file)?;
+        Ok(Loaded { model, tokenizer })
+    }
+
+    /// Resolves and opens only the tokenizer (no weights touched).
+    pub fn load_tokenizer(&self) -> anyhow::Result<Tokenizer> {
+        let path = hearth_hub::resolve(&self.model, &pull::progress_bar())?;
+        let file = GgufFile::open(&path)?;
+        Tokenizer::from_gguf(&file).with_context(|| format!("{}: reading the tokenizer", path.display()))
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let n = match threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("setting up the thread pool")
+}
