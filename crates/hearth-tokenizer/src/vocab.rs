@@ -138,7 +138,7 @@ impl Vocab {
             let merges = f.str_array("tokenizer.ggml.merges")?;
             for (rank, m) in merges.iter().enumerate() {
                 // llama.cpp splits at the first space after the first byte.
-                let (a, b) = match m.get(1..).and_then(|r| r.find(' ')) {
+                let (a, b) = match m.bytes().skip(1).position(|c| c == b' ') {
                     Some(p) => (&m[..p + 1], &m[p + 2..]),
                     None => ("", ""),
                 };
