@@ -40,41 +40,72 @@ impl Ord for Bigram {
 
 /// GPT-2 byte-to-unicode encoding of `word`.
 fn byte_encode(word: &str) -> String {
-    word.bytes().filter_map(|b| char::from_u32(BYTE_TO_CPT[b as usize])).collect()
+    word.bytes()
+        .filter_map(|b| char::from_u32(BYTE_TO_CPT[b as usize]))
+        .collect()
 }
 
 /// Tokenizes `text` (one fragment between special tokens), appending to `out`.
-pub(crate) fn tokenize(vocab: &Vocab, pre: &PreTokenizer, text: &str, out: &mut Vec<u32>) -> Result<()> {
-    let Some(cfg) = vocab.pre.as_ref() else { return Ok(()) };
+pub(crate) fn tokenize(
+    vocab: &Vocab,
+    pre: &PreTokenizer,
+    text: &str,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    let Some(cfg) = vocab.pre.as_ref() else {
+        return Ok(());
+    };
     let mut symbols: Vec<Symbol> = Vec::new();
     let mut queue = BinaryHeap::new();
     for raw in pre.split(text)? {
-        let word = if cfg.byte_encode { byte_encode(raw) } else { raw.to_string() };
+        let word = if cfg.byte_encode {
+            byte_encode(raw)
+        } else {
+            raw.to_string()
+        };
         symbols.clear();
         queue.clear();
-        let whole = (cfg.ignore_merges || (cfg.gemma4_newlines && word.bytes().all(|b| b == b'\n')))
+        let whole = (cfg.ignore_merges
+            || (cfg.gemma4_newlines && word.bytes().all(|b| b == b'\n')))
             && vocab.id(&word).is_some();
         if whole {
-            symbols.push(Symbol { prev: None, next: None, start: 0, len: word.len() });
+            symbols.push(Symbol {
+                prev: None,
+                next: None,
+                start: 0,
+                len: word.len(),
+            });
         } else {
             for (start, c) in word.char_indices() {
                 let i = symbols.len();
                 let len = c.len_utf8();
                 symbols.push(Symbol {
                     prev: i.checked_sub(1),
-                    next: if start + len == word.len() { None } else { Some(i + 1) },
+                    next: if start + len == word.len() {
+                        None
+                    } else {
+                        Some(i + 1)
+                    },
                     start,
                     len,
                 });
             }
         }
-        let add = |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, l: Option<usize>, r: Option<usize>| {
+        let add = |symbols: &[Symbol],
+                   queue: &mut BinaryHeap<Bigram>,
+                   l: Option<usize>,
+                   r: Option<usize>| {
             let (Some(l), Some(r)) = (l, r) else { return };
             let (sl, sr) = (symbols[l], symbols[r]);
             let a = &word[sl.start..sl.start + sl.len];
             let b = &word[sr.start..sr.start + sr.len];
             if let Some(rank) = vocab.rank(a, b) {
-                queue.push(Bigram { left: l, right: r, rank, size: sl.len + sr.len });
+                queue.push(Bigram {
+                    left: l,
+                    right: r,
+                    rank,
+                    size: sl.len + sr.len,
+                });
             }
         };
         for i in 1..symbols.len() {

@@ -43,7 +43,9 @@ fn byte_of(text: &str) -> u8 {
 
 /// The bytes token `id` stands for. Control and unknown tokens are empty unless `special`.
 pub(crate) fn piece(vocab: &Vocab, id: u32, special: bool) -> Vec<u8> {
-    let Some(text) = vocab.texts.get(id as usize) else { return Vec::new() };
+    let Some(text) = vocab.texts.get(id as usize) else {
+        return Vec::new();
+    };
     let a = vocab.attr(id);
     let specialish = attr::UNKNOWN | attr::CONTROL;
     if !special && a & specialish != 0 {

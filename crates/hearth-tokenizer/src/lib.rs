@@ -187,3 +187,6 @@ impl Tokenizer {
         self.vocab.kind
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,9 +23,18 @@ enum Rule {
     Regex(&'static str),
 }
 
-const LLAMA3: Rule = Rule::Llama3 { digits: 3, marks: false };
-const QWEN2: Rule = Rule::Llama3 { digits: 1, marks: false };
-const QWEN35: Rule = Rule::Llama3 { digits: 1, marks: true };
+const LLAMA3: Rule = Rule::Llama3 {
+    digits: 3,
+    marks: false,
+};
+const QWEN2: Rule = Rule::Llama3 {
+    digits: 1,
+    marks: false,
+};
+const QWEN35: Rule = Rule::Llama3 {
+    digits: 1,
+    marks: true,
+};
 
 /// What a `tokenizer.ggml.pre` value means.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +102,10 @@ const FALCON: &[Rule] = &[
 ];
 const STARCODER: &[Rule] = &[Rule::Regex("\\p{N}"), Rule::Gpt2];
 const BLOOM: &[Rule] = &[Rule::Regex(" ?[^(\\s|.,!?…。，、।۔،)]+")];
-const VIKING: &[Rule] = &[Rule::Regex(" ?[^(\\s|.,!?…。，、।۔،)]+"), Rule::Regex("\\p{N}")];
+const VIKING: &[Rule] = &[
+    Rule::Regex(" ?[^(\\s|.,!?…。，、।۔،)]+"),
+    Rule::Regex("\\p{N}"),
+];
 const UFAKZEKA: &[Rule] = &[Rule::Regex(
     "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 )];
@@ -112,23 +124,43 @@ const MINICPM5: &[Rule] = &[
 pub(crate) fn pre_config(name: &str) -> Result<PreConfig> {
     let c = match name {
         "" | "default" => cfg(DEFAULT),
-        "minicpm5" => PreConfig { ignore_merges: true, ..cfg(MINICPM5) },
+        "minicpm5" => PreConfig {
+            ignore_merges: true,
+            ..cfg(MINICPM5)
+        },
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
-        | "lfm2" | "jina-v5-nano" => {
-            PreConfig { ignore_merges: true, add_bos: true, ..cfg(&[LLAMA3]) }
-        }
-        "deepseek-llm" => PreConfig { clean_spaces: false, ..cfg(DEEPSEEK_LLM) },
-        "deepseek-coder" => PreConfig { clean_spaces: false, ..cfg(DEEPSEEK_CODER) },
-        "deepseek-v3" | "hunyuan-dense" | "hy_v4" | "joyai-llm" => {
-            PreConfig { clean_spaces: false, ..cfg(DEEPSEEK3) }
-        }
+        | "lfm2" | "jina-v5-nano" => PreConfig {
+            ignore_merges: true,
+            add_bos: true,
+            ..cfg(&[LLAMA3])
+        },
+        "deepseek-llm" => PreConfig {
+            clean_spaces: false,
+            ..cfg(DEEPSEEK_LLM)
+        },
+        "deepseek-coder" => PreConfig {
+            clean_spaces: false,
+            ..cfg(DEEPSEEK_CODER)
+        },
+        "deepseek-v3" | "hunyuan-dense" | "hy_v4" | "joyai-llm" => PreConfig {
+            clean_spaces: false,
+            ..cfg(DEEPSEEK3)
+        },
         "falcon" => cfg(FALCON),
         "mpt" | "olmo" | "jais" | "exaone4" | "gpt-2" | "phi-2" | "jina-es" | "jina-de"
         | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert"
         | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => cfg(&[Rule::Gpt2]),
-        "trillion" | "granite-docling" => PreConfig { clean_spaces: false, ..cfg(&[Rule::Gpt2]) },
-        "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => cfg(STARCODER),
-        "command-r" | "smollm" => PreConfig { clean_spaces: false, ..cfg(STARCODER) },
+        "trillion" | "granite-docling" => PreConfig {
+            clean_spaces: false,
+            ..cfg(&[Rule::Gpt2])
+        },
+        "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
+            cfg(STARCODER)
+        }
+        "command-r" | "smollm" => PreConfig {
+            clean_spaces: false,
+            ..cfg(STARCODER)
+        },
         "gemma4" | "granite-embed-multi-311m" => PreConfig {
             byte_encode: false,
             escape_whitespaces: true,
@@ -142,21 +174,50 @@ pub(crate) fn pre_config(name: &str) -> Result<PreConfig> {
             ..cfg(&[Rule::Newlines])
         },
         "stablelm2" => cfg(&[QWEN2]),
-        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open" | "grok-2"
-        | "megrez" => PreConfig { clean_spaces: false, ..cfg(&[QWEN2]) },
-        "laguna" => PreConfig { clean_spaces: false, ..cfg(&[Rule::Newlines, QWEN2]) },
-        "qwen35" => PreConfig { clean_spaces: false, ..cfg(&[QWEN35]) },
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open"
+        | "grok-2" | "megrez" => PreConfig {
+            clean_spaces: false,
+            ..cfg(&[QWEN2])
+        },
+        "laguna" => PreConfig {
+            clean_spaces: false,
+            ..cfg(&[Rule::Newlines, QWEN2])
+        },
+        "qwen35" => PreConfig {
+            clean_spaces: false,
+            ..cfg(&[QWEN35])
+        },
         "dbrx" | "smaug-bpe" => cfg(&[LLAMA3]),
-        "chatglm-bpe" => PreConfig { no_bos: true, ..cfg(&[LLAMA3]) },
-        "glm4" | "glm5" => PreConfig { no_bos: true, ignore_merges: true, ..cfg(&[LLAMA3]) },
-        "poro-chat" => PreConfig { clean_spaces: false, ..cfg(BLOOM) },
+        "chatglm-bpe" => PreConfig {
+            no_bos: true,
+            ..cfg(&[LLAMA3])
+        },
+        "glm4" | "glm5" => PreConfig {
+            no_bos: true,
+            ignore_merges: true,
+            ..cfg(&[LLAMA3])
+        },
+        "poro-chat" => PreConfig {
+            clean_spaces: false,
+            ..cfg(BLOOM)
+        },
         "bloom" | "gpt3-finnish" => cfg(BLOOM),
-        "viking" => PreConfig { clean_spaces: false, ..cfg(VIKING) },
-        "ufakzeka" => PreConfig { clean_spaces: false, ..cfg(UFAKZEKA) },
-        "bailingmoe" | "bailingmoe2" | "llada-moe" => {
-            PreConfig { clean_spaces: false, ..cfg(BAILINGMOE) }
-        }
-        "seed-coder" => PreConfig { clean_spaces: false, ..cfg(SEED_CODER) },
+        "viking" => PreConfig {
+            clean_spaces: false,
+            ..cfg(VIKING)
+        },
+        "ufakzeka" => PreConfig {
+            clean_spaces: false,
+            ..cfg(UFAKZEKA)
+        },
+        "bailingmoe" | "bailingmoe2" | "llada-moe" => PreConfig {
+            clean_spaces: false,
+            ..cfg(BAILINGMOE)
+        },
+        "seed-coder" => PreConfig {
+            clean_spaces: false,
+            ..cfg(SEED_CODER)
+        },
         other => return Err(Error::UnknownPreTokenizer(other.to_string())),
     };
     Ok(c)
@@ -365,7 +426,11 @@ fn split_newlines(f: &mut Frag<'_>) {
 /// One compiled step.
 enum Step {
     Custom(Rule),
-    Regex { source: &'static str, re: fancy_regex::Regex, collapsed: bool },
+    Regex {
+        source: &'static str,
+        re: fancy_regex::Regex,
+        collapsed: bool,
+    },
 }
 
 /// A compiled pre-tokenizer: the steps of one [`PreConfig`].
@@ -375,7 +440,9 @@ pub(crate) struct PreTokenizer {
 
 impl std::fmt::Debug for PreTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreTokenizer").field("steps", &self.steps.len()).finish()
+        f.debug_struct("PreTokenizer")
+            .field("steps", &self.steps.len())
+            .finish()
     }
 }
 
@@ -419,8 +486,7 @@ fn collapse_regex(expr: &str) -> Result<Option<String>> {
     if !expr.is_ascii() {
         return Err(Error::Regex {
             regex: expr.to_string(),
-            what: "unicode categories together with non-ASCII characters are not supported"
-                .into(),
+            what: "unicode categories together with non-ASCII characters are not supported".into(),
         });
     }
     let b = expr.as_bytes();
@@ -470,7 +536,11 @@ impl PreTokenizer {
                         regex: source.to_string(),
                         what: e.to_string(),
                     })?;
-                    Step::Regex { source, re, collapsed: collapsed.is_some() }
+                    Step::Regex {
+                        source,
+                        re,
+                        collapsed: collapsed.is_some(),
+                    }
                 }
                 other => Step::Custom(other),
             });
@@ -507,9 +577,16 @@ impl PreTokenizer {
                         start += len;
                     }
                 }
-                Step::Regex { source, re, collapsed } => {
+                Step::Regex {
+                    source,
+                    re,
+                    collapsed,
+                } => {
                     let hay: String = if *collapsed {
-                        cpts.iter().zip(&flags).map(|(&c, &fl)| collapsed_char(c, fl)).collect()
+                        cpts.iter()
+                            .zip(&flags)
+                            .map(|(&c, &fl)| collapsed_char(c, fl))
+                            .collect()
                     } else {
                         cpts.iter()
                             .zip(&flags)
@@ -557,7 +634,10 @@ fn regex_split(
         let frag = &hay[b0..b1];
         let mut done = start;
         for m in re.find_iter(frag) {
-            let m = m.map_err(|e| Error::Regex { regex: source.to_string(), what: e.to_string() })?;
+            let m = m.map_err(|e| Error::Regex {
+                regex: source.to_string(),
+                what: e.to_string(),
+            })?;
             let (ms, me) = (to_cpt(b0 + m.start()), to_cpt(b0 + m.end()));
             if ms > done {
                 out.push(ms - done);
@@ -579,17 +659,27 @@ mod tests {
 
     fn words(pre: &str, text: &str) -> Vec<String> {
         let p = PreTokenizer::new(&pre_config(pre).unwrap()).unwrap();
-        p.split(text).unwrap().into_iter().map(String::from).collect()
+        p.split(text)
+            .unwrap()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     #[test]
     fn gpt2_words() {
-        assert_eq!(words("gpt-2", "Hello world's  end\n"), ["Hello", " world", "'s", " ", " end", "\n"]);
+        assert_eq!(
+            words("gpt-2", "Hello world's  end\n"),
+            ["Hello", " world", "'s", " ", " end", "\n"]
+        );
     }
 
     #[test]
     fn llama3_words() {
-        assert_eq!(words("llama-bpe", "I'M 12345 ok!!\n\n x"), ["I", "'M", " ", "123", "45", " ok", "!!\n\n", " x"]);
+        assert_eq!(
+            words("llama-bpe", "I'M 12345 ok!!\n\n x"),
+            ["I", "'M", " ", "123", "45", " ok", "!!\n\n", " x"]
+        );
     }
 
     #[test]

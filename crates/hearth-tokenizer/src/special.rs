@@ -24,8 +24,13 @@ pub(crate) struct SpecialFinder {
 impl SpecialFinder {
     /// Builds the finder over `vocab.special`.
     pub fn new(vocab: &Vocab) -> Self {
-        let pats = vocab.special.iter().map(|&id| vocab.texts[id as usize].as_bytes());
-        Self { ac: AhoCorasick::new(pats).ok() }
+        let pats = vocab
+            .special
+            .iter()
+            .map(|&id| vocab.texts[id as usize].as_bytes());
+        Self {
+            ac: AhoCorasick::new(pats).ok(),
+        }
     }
 
     /// Marks, by position in `vocab.special`, the special tokens that occur in `text`.
@@ -51,7 +56,12 @@ fn c_space(b: u8) -> bool {
 
 /// Splits `text` on special tokens. Without `parse_special`, control and unknown tokens
 /// stay text; user-defined tokens are always split out.
-pub(crate) fn partition(vocab: &Vocab, finder: &SpecialFinder, text: &str, parse_special: bool) -> Vec<Fragment> {
+pub(crate) fn partition(
+    vocab: &Vocab,
+    finder: &SpecialFinder,
+    text: &str,
+    parse_special: bool,
+) -> Vec<Fragment> {
     if text.is_empty() {
         return Vec::new();
     }

@@ -37,7 +37,9 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// Highest score first; among equal scores, leftmost first.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then(other.left.cmp(&self.left))
+        self.score
+            .total_cmp(&other.score)
+            .then(other.left.cmp(&self.left))
     }
 }
 
@@ -48,7 +50,10 @@ pub(crate) fn byte_token(vocab: &Vocab, b: u8) -> Result<u32> {
         return Ok(id);
     }
     let raw = [b];
-    std::str::from_utf8(&raw).ok().and_then(|s| vocab.id(s)).ok_or(Error::MissingByteToken(b))
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| vocab.id(s))
+        .ok_or(Error::MissingByteToken(b))
 }
 
 /// Tokenizes `text` (spaces already escaped to U+2581), appending to `out`.
@@ -59,7 +64,11 @@ pub(crate) fn tokenize<'t>(vocab: &Vocab, text: &'t str, out: &mut Vec<u32>) -> 
         let len = c.len_utf8();
         symbols.push(Symbol {
             prev: i.checked_sub(1),
-            next: if start + len == text.len() { None } else { Some(i + 1) },
+            next: if start + len == text.len() {
+                None
+            } else {
+                Some(i + 1)
+            },
             start,
             len,
         });
@@ -69,12 +78,21 @@ pub(crate) fn tokenize<'t>(vocab: &Vocab, text: &'t str, out: &mut Vec<u32>) -> 
     }
     let mut queue = BinaryHeap::new();
     let mut rev_merge: HashMap<&'t str, (usize, usize)> = HashMap::new();
-    let try_add = |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, rev: &mut HashMap<&'t str, (usize, usize)>, l: Option<usize>, r: Option<usize>| {
+    let try_add = |symbols: &[Symbol],
+                   queue: &mut BinaryHeap<Bigram>,
+                   rev: &mut HashMap<&'t str, (usize, usize)>,
+                   l: Option<usize>,
+                   r: Option<usize>| {
         let (Some(l), Some(r)) = (l, r) else { return };
         let (sl, sr) = (symbols[l], symbols[r]);
         let piece = &text[sl.start..sl.start + sl.len + sr.len];
         if let Some(id) = vocab.id(piece) {
-            queue.push(Bigram { left: l, right: r, score: vocab.scores[id as usize], size: piece.len() });
+            queue.push(Bigram {
+                left: l,
+                right: r,
+                score: vocab.scores[id as usize],
+                size: piece.len(),
+            });
             rev.insert(piece, (l, r));
         }
     };
@@ -93,8 +111,20 @@ pub(crate) fn tokenize<'t>(vocab: &Vocab, text: &'t str, out: &mut Vec<u32>) -> 
             symbols[n].prev = Some(bg.left);
         }
         let left = symbols[bg.left];
-        try_add(&symbols, &mut queue, &mut rev_merge, left.prev, Some(bg.left));
-        try_add(&symbols, &mut queue, &mut rev_merge, Some(bg.left), left.next);
+        try_add(
+            &symbols,
+            &mut queue,
+            &mut rev_merge,
+            left.prev,
+            Some(bg.left),
+        );
+        try_add(
+            &symbols,
+            &mut queue,
+            &mut rev_merge,
+            Some(bg.left),
+            left.next,
+        );
     }
     let mut i = Some(0);
     while let Some(k) = i {

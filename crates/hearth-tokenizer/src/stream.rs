@@ -11,7 +11,9 @@ pub struct StreamDecoder<'a> {
 
 impl std::fmt::Debug for StreamDecoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamDecoder").field("pending", &self.pending).finish()
+        f.debug_struct("StreamDecoder")
+            .field("pending", &self.pending)
+            .finish()
     }
 }
 
@@ -33,7 +35,11 @@ fn incomplete_tail(b: &[u8]) -> usize {
             return 0;
         }
         // Still possibly valid so far?
-        return if std::str::from_utf8(&pad(&b[b.len() - back..], need)).is_ok() { back } else { 0 };
+        return if std::str::from_utf8(&pad(&b[b.len() - back..], need)).is_ok() {
+            back
+        } else {
+            0
+        };
     }
     0
 }
@@ -56,7 +62,10 @@ fn pad(prefix: &[u8], need: usize) -> Vec<u8> {
 impl<'a> StreamDecoder<'a> {
     /// A decoder with nothing pending.
     pub fn new(tok: &'a Tokenizer) -> Self {
-        Self { tok, pending: Vec::new() }
+        Self {
+            tok,
+            pending: Vec::new(),
+        }
     }
 
     /// Adds one token; returns the text that is now complete (possibly empty).

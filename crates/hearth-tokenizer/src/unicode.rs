@@ -35,7 +35,10 @@ pub(crate) struct Flags {
 
 impl Flags {
     /// Flags of a position outside the text (llama.cpp's `unicode_cpt_flags{}`): all clear.
-    pub const OUT: Flags = Flags { cat: Category::None, ws: false };
+    pub const OUT: Flags = Flags {
+        cat: Category::None,
+        ws: false,
+    };
 
     pub fn letter(self) -> bool {
         self.cat == Category::Letter
@@ -92,7 +95,10 @@ pub(crate) fn category(cpt: u32) -> Category {
 
 /// Flags of one code point (llama.cpp's `unicode_cpt_flags_from_cpt`).
 pub(crate) fn flags(cpt: u32) -> Flags {
-    Flags { cat: category(cpt), ws: is_whitespace(cpt) }
+    Flags {
+        cat: category(cpt),
+        ws: is_whitespace(cpt),
+    }
 }
 
 /// ASCII-only lowercase: the only cases llama.cpp's `unicode_tolower` can turn into the

@@ -46,11 +46,19 @@ pub(crate) struct Vocab {
 }
 
 fn bad(key: &str, what: impl Into<String>) -> Error {
-    Error::BadMetadata { key: key.to_string(), what: what.into() }
+    Error::BadMetadata {
+        key: key.to_string(),
+        what: what.into(),
+    }
 }
 
 /// A numeric array as f32 / i32 (`None` when absent).
-fn num_array<T>(f: &GgufFile, key: &str, n: usize, conv: impl Fn(&Value) -> Option<T>) -> Result<Option<Vec<T>>> {
+fn num_array<T>(
+    f: &GgufFile,
+    key: &str,
+    n: usize,
+    conv: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<Vec<T>>> {
     if f.get(key).is_none() {
         return Ok(None);
     }
@@ -111,14 +119,20 @@ impl Vocab {
 
         let words = f.str_array("tokenizer.ggml.tokens")?;
         let n = words.len();
-        let scores = num_array(f, "tokenizer.ggml.scores", n, |v| v.as_f64().map(|x| x as f32))?
-            .unwrap_or_else(|| vec![0.0; n]);
+        let scores = num_array(f, "tokenizer.ggml.scores", n, |v| {
+            v.as_f64().map(|x| x as f32)
+        })?
+        .unwrap_or_else(|| vec![0.0; n]);
         let types = num_array(f, "tokenizer.ggml.token_type", n, |v| v.as_i64())?;
         let mut texts = Vec::with_capacity(n);
         let mut attrs = Vec::with_capacity(n);
         let mut token_to_id = HashMap::with_capacity(n);
         for (i, w) in words.iter().enumerate() {
-            let text = if w.is_empty() { format!("[EMPTY_{i}]") } else { (*w).to_string() };
+            let text = if w.is_empty() {
+                format!("[EMPTY_{i}]")
+            } else {
+                (*w).to_string()
+            };
             token_to_id.insert(text.clone(), i as u32);
             texts.push(text);
             attrs.push(match types.as_ref().map(|t| t[i]) {
@@ -226,12 +240,13 @@ impl Vocab {
         eog.extend([to_u32(eos), eot, eom].into_iter().flatten());
         eog.sort_unstable();
         eog.dedup();
-        let has = |eog: &[u32], name: &str| eog.iter().find(|&&i| texts[i as usize] == name).copied();
+        let has =
+            |eog: &[u32], name: &str| eog.iter().find(|&&i| texts[i as usize] == name).copied();
         if let Some(end) = has(&eog, "<|end|>") {
             let ret = has(&eog, "<|return|>").is_some();
             let call = has(&eog, "<|call|>").or(has(&eog, "<|calls|>")).is_some();
             let flush = has(&eog, "<|flush|>").is_some();
-            if (ret && call) || (call && flush) {
+            if call && (ret || flush) {
                 eog.retain(|&i| i != end);
                 attrs[end as usize] = attr::USER_DEFINED;
             }
@@ -244,8 +259,15 @@ impl Vocab {
         }
 
         let mask = attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN;
-        let mut special: Vec<u32> = (0..n as u32).filter(|&i| attrs[i as usize] & mask != 0).collect();
-        special.sort_by(|&a, &b| texts[b as usize].len().cmp(&texts[a as usize].len()).then(a.cmp(&b)));
+        let mut special: Vec<u32> = (0..n as u32)
+            .filter(|&i| attrs[i as usize] & mask != 0)
+            .collect();
+        special.sort_by(|&a, &b| {
+            texts[b as usize]
+                .len()
+                .cmp(&texts[a as usize].len())
+                .then(a.cmp(&b))
+        });
 
         // Per-model attributes llama.cpp sets by name.
         let name = f.str_opt("general.name")?.unwrap_or("").to_lowercase();
@@ -256,8 +278,12 @@ impl Vocab {
                 *a = if on { *a | bit } else { *a & !bit };
             }
         };
-        if ["jina-v2-de", "jina-v2-es", "jina-v2-code"].iter().any(|s| pre_name.contains(s))
-            || ["nomic-bert-moe", "jina-bert-v3"].iter().any(|s| arch.contains(s))
+        if ["jina-v2-de", "jina-v2-es", "jina-v2-code"]
+            .iter()
+            .any(|s| pre_name.contains(s))
+            || ["nomic-bert-moe", "jina-bert-v3"]
+                .iter()
+                .any(|s| arch.contains(s))
         {
             set("<mask>", attr::LSTRIP, true);
         } else if name.contains("phi-3") || name.contains("phi3") {
@@ -267,7 +293,11 @@ impl Vocab {
             let mut set = |t: &str, on: bool| {
                 if let Some(&id) = token_to_id.get(t) {
                     let a = &mut attrs[id as usize];
-                    *a = if on { *a | attr::RSTRIP } else { *a & !attr::RSTRIP };
+                    *a = if on {
+                        *a | attr::RSTRIP
+                    } else {
+                        *a & !attr::RSTRIP
+                    };
                 }
             };
             set("</s>", true);
@@ -361,7 +391,13 @@ const FIM_MID: &[&str] = &[
     "<|middle|>",
 ];
 const FIM_PAD: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const EOG_NAMES: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",

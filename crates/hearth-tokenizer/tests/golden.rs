@@ -8,8 +8,13 @@ use hearth_tokenizer::{StreamDecoder, Tokenizer};
 use serde_json::Value;
 
 fn check(model_dir: &str, file: &str, pull: &str) {
-    let Some(path) = common::model(file, pull) else { return };
-    let golden = common::shared().join("golden").join(model_dir).join("tokenize.json");
+    let Some(path) = common::model(file, pull) else {
+        return;
+    };
+    let golden = common::shared()
+        .join("golden")
+        .join(model_dir)
+        .join("tokenize.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&golden).expect("read golden"))
         .expect("parse golden");
     let tok = Tokenizer::from_gguf(&GgufFile::open(&path).expect("open model")).expect("tokenizer");
@@ -18,26 +23,49 @@ fn check(model_dir: &str, file: &str, pull: &str) {
     let cases = json["cases"].as_array().expect("cases");
     for case in cases {
         let text = case["text"].as_str().expect("text");
-        let want: Vec<u32> =
-            case["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_u64().expect("id") as u32)
+            .collect();
         let got = tok.encode(text, true, true).expect("encode");
         if got != want {
             failures.push(format!("{text:?}\n   want {want:?}\n    got {got:?}"));
             continue;
         }
         // Pieces: each token's text with control tokens hidden.
-        let pieces: Vec<&str> =
-            case["pieces"].as_array().expect("pieces").iter().map(|v| v.as_str().expect("piece")).collect();
+        let pieces: Vec<&str> = case["pieces"]
+            .as_array()
+            .expect("pieces")
+            .iter()
+            .map(|v| v.as_str().expect("piece"))
+            .collect();
         for (&id, &piece) in got.iter().zip(&pieces) {
             let bytes = tok.token_bytes(id, false);
-            assert_eq!(String::from_utf8_lossy(&bytes), piece, "piece of {id} in {text:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&bytes),
+                piece,
+                "piece of {id} in {text:?}"
+            );
         }
         // Decoding without BOS gives llama.cpp's detokenization: here, the pieces joined.
-        let body = if tok.add_bos() && got.first() == tok.bos().as_ref() { &got[1..] } else { &got[..] };
+        let body = if tok.add_bos() && got.first() == tok.bos().as_ref() {
+            &got[1..]
+        } else {
+            &got[..]
+        };
         let decoded = tok.decode(body, false);
         let skip = usize::from(tok.add_bos());
-        let joined: Vec<u8> = got[skip..].iter().flat_map(|&id| tok.token_bytes(id, false)).collect();
-        assert_eq!(decoded, String::from_utf8_lossy(&joined), "decode of {text:?}");
+        let joined: Vec<u8> = got[skip..]
+            .iter()
+            .flat_map(|&id| tok.token_bytes(id, false))
+            .collect();
+        assert_eq!(
+            decoded,
+            String::from_utf8_lossy(&joined),
+            "decode of {text:?}"
+        );
         if decoded == text {
             round_trips += 1;
         }
@@ -47,8 +75,18 @@ fn check(model_dir: &str, file: &str, pull: &str) {
         streamed.push_str(&s.finish());
         assert_eq!(streamed, decoded, "streamed decode of {text:?}");
     }
-    eprintln!("{model_dir}: {} cases, {} decode back to their text", cases.len(), round_trips);
-    assert!(failures.is_empty(), "{model_dir}: {} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    eprintln!(
+        "{model_dir}: {} cases, {} decode back to their text",
+        cases.len(),
+        round_trips
+    );
+    assert!(
+        failures.is_empty(),
+        "{model_dir}: {} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -58,5 +96,9 @@ fn gemma3_270m() {
 
 #[test]
 fn smollm2_135m() {
-    check("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m");
+    check(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m",
+    );
 }

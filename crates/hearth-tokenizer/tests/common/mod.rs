@@ -24,7 +24,10 @@ pub fn model(file: &str, pull: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: model {} not found (run `hearth pull {pull}`)", p.display());
+        eprintln!(
+            "SKIPPED: model {} not found (run `hearth pull {pull}`)",
+            p.display()
+        );
         None
     }
 }
