@@ -15,6 +15,7 @@ mod bpe;
 mod decode;
 mod error;
 mod pretokenize;
+mod pretype;
 mod special;
 mod spm;
 mod stream;

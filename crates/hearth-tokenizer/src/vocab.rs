@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use hearth_gguf::{GgufFile, Value};
 
-use crate::pretokenize::{pre_config, PreConfig};
+use crate::pretype::{pre_config, PreConfig};
 use crate::{Error, Result, TokenizerKind};
 
 /// Token attribute bits (llama.cpp's `llama_token_attr`).

@@ -102,3 +102,61 @@ fn smollm2_135m() {
         "smollm2-135m",
     );
 }
+
+/// A 35 KB text (`shared/models/gpl3.txt`) tokenizes to the count llama.cpp's perplexity
+/// run recorded (BOS per metadata, special tokens not parsed), fast, and decodes back.
+fn long_text(model_dir: &str, file: &str, pull: &str, eog: &[&str]) {
+    let Some(path) = common::model(file, pull) else {
+        return;
+    };
+    let text = std::fs::read_to_string(common::shared().join("models/gpl3.txt")).expect("gpl3.txt");
+    let golden = common::shared()
+        .join("golden")
+        .join(model_dir)
+        .join("perplexity.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&golden).expect("read golden"))
+        .expect("parse golden");
+    let want = json["results"][0]["n_tokens"].as_u64().expect("n_tokens") as usize;
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).expect("open model")).expect("tokenizer");
+    let t0 = std::time::Instant::now();
+    let ids = tok.encode(&text, true, false).expect("encode");
+    let took = t0.elapsed();
+    eprintln!(
+        "{model_dir}: {} bytes -> {} tokens in {took:?}",
+        text.len(),
+        ids.len()
+    );
+    assert_eq!(ids.len(), want, "token count of gpl3.txt");
+    assert!(took.as_secs_f64() < 1.0, "tokenizing 35 KB took {took:?}");
+    let body = if tok.add_bos() { &ids[1..] } else { &ids[..] };
+    assert_eq!(tok.decode(body, false), text);
+    for name in eog {
+        let id = tok.token_id(name).expect("EOG token in vocabulary");
+        assert!(
+            tok.is_eog(id),
+            "{name} should end generation; eog = {:?}",
+            tok.eog_ids()
+        );
+    }
+    assert!(tok.eos().is_some_and(|e| tok.is_eog(e)));
+}
+
+#[test]
+fn gemma3_270m_long_text() {
+    long_text(
+        "gemma3-270m",
+        "gemma-3-270m-q4_k_m.gguf",
+        "gemma3-270m",
+        &["<eos>", "<end_of_turn>"],
+    );
+}
+
+#[test]
+fn smollm2_135m_long_text() {
+    long_text(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m",
+        &["<|endoftext|>", "<|im_end|>"],
+    );
+}
