@@ -3,9 +3,12 @@
 use crate::Tokenizer;
 
 /// Turns a stream of token ids into text, holding back bytes of a UTF-8 sequence that
-/// later tokens may complete. Control tokens are left out (as `decode(.., false)` does).
+/// later tokens may complete. Each token contributes [`Tokenizer::token_bytes`]; unlike
+/// [`Tokenizer::decode`], no leading space is dropped and no clean-up pass runs (as
+/// llama.cpp's per-token streaming).
 pub struct StreamDecoder<'a> {
     tok: &'a Tokenizer,
+    special: bool,
     pending: Vec<u8>,
 }
 
@@ -60,17 +63,23 @@ fn pad(prefix: &[u8], need: usize) -> Vec<u8> {
 }
 
 impl<'a> StreamDecoder<'a> {
-    /// A decoder with nothing pending.
+    /// A decoder with nothing pending; control tokens produce no text.
     pub fn new(tok: &'a Tokenizer) -> Self {
+        Self::with_special(tok, false)
+    }
+
+    /// A decoder that renders control tokens as their text when `special` is true.
+    pub fn with_special(tok: &'a Tokenizer, special: bool) -> Self {
         Self {
             tok,
+            special,
             pending: Vec::new(),
         }
     }
 
     /// Adds one token; returns the text that is now complete (possibly empty).
     pub fn push(&mut self, id: u32) -> String {
-        self.pending.extend(self.tok.token_bytes(id, false));
+        self.pending.extend(self.tok.token_bytes(id, self.special));
         let keep = incomplete_tail(&self.pending);
         let ready: Vec<u8> = self.pending.drain(..self.pending.len() - keep).collect();
         String::from_utf8_lossy(&ready).into_owned()

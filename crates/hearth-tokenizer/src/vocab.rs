@@ -73,8 +73,10 @@ fn num_array<T>(
         .map(Some)
 }
 
-fn token_id_opt(f: &GgufFile, key: &str) -> Result<Option<u64>> {
-    Ok(f.u64_opt(key)?)
+/// A token id from the metadata; a value that is not a non-negative integer counts as
+/// absent (the default stays), like an out-of-range one.
+fn token_id_opt(f: &GgufFile, key: &str) -> Option<u64> {
+    f.get(key).and_then(Value::as_u64)
 }
 
 impl Vocab {
@@ -182,7 +184,7 @@ impl Vocab {
             if id.is_some_and(|i| i >= n64) {
                 *id = None;
             }
-            if let Some(v) = token_id_opt(f, key)? {
+            if let Some(v) = token_id_opt(f, key) {
                 if v < n64 {
                     *id = Some(v);
                 }
