@@ -13,6 +13,9 @@ pub enum Error {
     /// `tokenizer.ggml.pre` names a pre-tokenizer we do not know.
     #[error("unknown BPE pre-tokenizer `{0}`")]
     UnknownPreTokenizer(String),
+    /// `tokenizer.ggml.pre` names a pre-tokenizer llama.cpp knows but we do not implement.
+    #[error("BPE pre-tokenizer `{0}` is not supported (it needs a splitter of llama.cpp's we have not ported)")]
+    UnsupportedPreTokenizer(String),
     /// A metadata entry is present but unusable.
     #[error("bad tokenizer metadata `{key}`: {what}")]
     BadMetadata {

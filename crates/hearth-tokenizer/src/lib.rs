@@ -6,10 +6,18 @@
 //! score merges and byte-level BPE rank merges) that reproduce llama.cpp's
 //! tokenization exactly, special tokens included.
 //!
-//! Layout: [`vocab`](crate) reads the metadata (token tables, special tokens, llama.cpp's
-//! defaults), `special` splits text on special-token texts, `spm` and `bpe` tokenize the
-//! text in between (`pretokenize` holds BPE's per-model word splitting, `unicode` the
-//! code point tables it needs), `decode` and `stream` turn ids back into text.
+//! Layout: `vocab` reads the metadata (token tables, special tokens, llama.cpp's defaults
+//! and fix-ups), `special` splits text on special-token texts, `spm` and `bpe` tokenize the
+//! text in between (`pretype` maps `tokenizer.ggml.pre` to llama.cpp's expressions,
+//! `pretokenize` runs them, `unicode` holds llama.cpp's code point tables), `decode` and
+//! `stream` turn ids back into text.
+//!
+//! Checked against llama.cpp on the golden outputs of the real models and on llama.cpp's
+//! own vocabulary conformance files (see `tests/llama_vocab.rs` for the list we claim).
+//! Not implemented: WordPiece (`bert`), Unigram (`t5`), RWKV, PLaMo-2 vocabularies, and the
+//! pre-tokenizers that need llama.cpp's bespoke splitters (e.g. `kimi-k2`, `afmoe`,
+//! `tekken`, `gpt-4o`, `tiny_aya`, `superbpe`, `jais-2`); those fail at load with a
+//! message naming them.
 
 mod bpe;
 mod decode;

@@ -477,6 +477,97 @@ mod tests {
         assert_eq!(words("starcoder", "ab 123"), ["ab", " ", "1", "2", "3"]);
     }
 
+    /// Every pre-tokenizer we accept compiles and splits a mixed text into words that
+    /// cover it exactly.
+    #[test]
+    fn every_known_pre_tokenizer_works() {
+        const ALL: &[&str] = &[
+            "",
+            "default",
+            "minicpm5",
+            "llama3",
+            "llama-v3",
+            "llama-bpe",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+            "midm-2.0",
+            "lfm2",
+            "jina-v5-nano",
+            "deepseek-llm",
+            "deepseek-coder",
+            "deepseek-v3",
+            "hunyuan-dense",
+            "hy_v4",
+            "joyai-llm",
+            "falcon",
+            "mpt",
+            "olmo",
+            "jais",
+            "exaone4",
+            "gpt-2",
+            "phi-2",
+            "jina-es",
+            "jina-de",
+            "gigachat",
+            "jina-v2-es",
+            "jina-v2-de",
+            "a.x-4.0",
+            "mellum",
+            "modern-bert",
+            "jina-v1-en",
+            "jina-v2-code",
+            "roberta-bpe",
+            "trillion",
+            "granite-docling",
+            "starcoder",
+            "refact",
+            "codeshell",
+            "exaone",
+            "minerva-7b",
+            "mellum2",
+            "command-r",
+            "smollm",
+            "gemma4",
+            "granite-embed-multi-311m",
+            "sarvam-moe",
+            "stablelm2",
+            "qwen2",
+            "deepseek-r1-qwen",
+            "kormo",
+            "f2llmv2",
+            "hunyuan",
+            "solar-open",
+            "grok-2",
+            "megrez",
+            "laguna",
+            "qwen35",
+            "dbrx",
+            "smaug-bpe",
+            "chatglm-bpe",
+            "glm4",
+            "glm5",
+            "poro-chat",
+            "bloom",
+            "gpt3-finnish",
+            "viking",
+            "ufakzeka",
+            "bailingmoe",
+            "bailingmoe2",
+            "llada-moe",
+            "seed-coder",
+        ];
+        let text =
+            "Hello, World! It's 2025: ½ price — naïve café 東京 \t\r\n  x\u{3000}y 123456 🦙";
+        for name in ALL {
+            let p = PreTokenizer::new(&pre_config(name).unwrap()).unwrap();
+            let w = p.split(text).unwrap();
+            assert_eq!(w.concat(), text, "{name}");
+            assert!(w.iter().all(|w| !w.is_empty()), "{name}");
+        }
+        assert!(pre_config("nonsense").is_err());
+    }
+
     #[test]
     fn collapse() {
         assert_eq!(collapse_regex("\\p{N}").unwrap().unwrap(), "[\\x{E0D1}0-9]");

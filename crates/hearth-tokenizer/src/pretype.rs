@@ -211,6 +211,24 @@ pub(crate) fn pre_config(name: &str) -> Result<PreConfig> {
             clean_spaces: false,
             ..cfg(SEED_CODER)
         },
+        "kimi-k2"
+        | "afmoe"
+        | "tekken"
+        | "gpt-4o"
+        | "llama4"
+        | "kanana2"
+        | "talkie"
+        | "minimax-m2"
+        | "granite-embed-multi-97m"
+        | "tiny_aya"
+        | "cohere2moe"
+        | "superbpe"
+        | "jais-2"
+        | "chameleon"
+        | "youtu"
+        | "spark2_5"
+        | "exaone-moe"
+        | "whitespace" => return Err(Error::UnsupportedPreTokenizer(name.to_string())),
         other => return Err(Error::UnknownPreTokenizer(other.to_string())),
     };
     Ok(c)
