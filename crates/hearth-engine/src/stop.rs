@@ -209,8 +209,11 @@ mod tests {
                 let chars: Vec<&str> = b.windows(2).map(|w| &text[w[0]..w[1]]).collect();
                 assert_eq!(run(stops, &chars), want, "{text:?} {stops:?} per char");
                 for _ in 0..50 {
-                    let mut cuts: Vec<usize> =
-                        b.iter().copied().filter(|_| rng.next_u64() % 3 == 0).collect();
+                    let mut cuts: Vec<usize> = b
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.next_u64() < u64::MAX / 3)
+                        .collect();
                     cuts.insert(0, 0);
                     cuts.push(text.len());
                     let chunks: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
