@@ -5,3 +5,7 @@
 //! Key design choice: one `Tokenizer` type over two algorithms (SentencePiece-style
 //! score merges and byte-level BPE rank merges) that reproduce llama.cpp's
 //! tokenization exactly, special tokens included.
+
+pub mod chat;
+
+pub use chat::{ChatError, ChatMessage, ChatTemplate};
