@@ -226,62 +226,13 @@ impl Sampler {
     }
 
     fn sample_stochastic(&mut self, logits: &[f32]) -> u32 {
-        let p = &self.params;
-        let cands = &mut self.candidates;
-        cands.clear();
-        cands.extend(
-            logits
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| !l.is_nan() && **l != f32::NEG_INFINITY)
-                // +inf would make the softmax NaN; the largest finite value keeps it
-                // the (co-)favourite.
-                .map(|(i, &l)| (i as u32, l.min(f32::MAX))),
-        );
+        self.fill_candidates(logits);
+        let cands = &self.candidates;
         if cands.is_empty() {
             return argmax(logits);
         }
-
-        // top-k
-        if p.top_k > 0 && p.top_k < cands.len() {
-            cands.select_nth_unstable_by(p.top_k - 1, by_logit_desc);
-            cands.truncate(p.top_k);
-        }
-
-        // top-p: the smallest prefix (by descending logit) whose mass reaches top_p.
-        if p.top_p < 1.0 {
-            cands.sort_unstable_by(by_logit_desc);
-            let max = cands[0].1;
-            let total: f64 = cands.iter().map(|&(_, l)| weight(l, max, 1.0)).sum();
-            let target = f64::from(p.top_p) * total;
-            let mut cum = 0.0;
-            let mut keep = cands.len();
-            for (i, &(_, l)) in cands.iter().enumerate() {
-                cum += weight(l, max, 1.0);
-                if cum >= target {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            cands.truncate(keep.max(1));
-        }
-
-        // min-p: keep l >= max + ln(min_p), i.e. prob >= min_p * max prob.
-        if p.min_p > 0.0 {
-            let max = cands
-                .iter()
-                .map(|&(_, l)| l)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let threshold = f64::from(max) + f64::from(p.min_p).ln();
-            cands.retain(|&(_, l)| f64::from(l) >= threshold);
-        }
-
-        // temperature + draw.
-        let max = cands
-            .iter()
-            .map(|&(_, l)| l)
-            .fold(f32::NEG_INFINITY, f32::max);
-        let t = f64::from(p.temperature);
+        let max = max_logit(cands);
+        let t = f64::from(self.params.temperature);
         let total: f64 = cands.iter().map(|&(_, l)| weight(l, max, t)).sum();
         if !(total.is_finite() && total > 0.0) {
             return cands
@@ -305,6 +256,78 @@ impl Sampler {
             .find(|&&(_, l)| weight(l, max, t) > 0.0)
             .map_or(cands[0].0, |&(id, _)| id)
     }
+
+    /// Fills `self.candidates` with the tokens that survive top-k, top-p and min-p
+    /// (NaN and -inf logits never do; +inf counts as the largest finite value). The
+    /// order of the survivors is unspecified.
+    fn fill_candidates(&mut self, logits: &[f32]) {
+        let p = &self.params;
+        let cands = &mut self.candidates;
+        cands.clear();
+        cands.extend(
+            logits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.is_nan() && **l != f32::NEG_INFINITY)
+                // +inf would make the softmax NaN; the largest finite value keeps it
+                // the (co-)favourite.
+                .map(|(i, &l)| (i as u32, l.min(f32::MAX))),
+        );
+        if cands.is_empty() {
+            return;
+        }
+
+        // top-k
+        if p.top_k > 0 && p.top_k < cands.len() {
+            cands.select_nth_unstable_by(p.top_k - 1, by_logit_desc);
+            cands.truncate(p.top_k);
+        }
+
+        // top-p: the smallest prefix (by descending logit) whose mass reaches top_p.
+        // The nucleus is usually small, so candidates are sorted in growing chunks
+        // (select the next best, sort just those) rather than all at once.
+        if p.top_p < 1.0 {
+            let max = max_logit(cands);
+            let total: f64 = cands.iter().map(|&(_, l)| weight(l, max, 1.0)).sum();
+            let target = f64::from(p.top_p) * total;
+            let len = cands.len();
+            let (mut sorted, mut chunk, mut cum) = (0, 64, 0.0);
+            let keep = 'nucleus: loop {
+                let end = (sorted + chunk).min(len);
+                if end < len {
+                    cands[sorted..].select_nth_unstable_by(end - sorted - 1, by_logit_desc);
+                }
+                cands[sorted..end].sort_unstable_by(by_logit_desc);
+                for (i, &(_, l)) in cands[sorted..end].iter().enumerate() {
+                    cum += weight(l, max, 1.0);
+                    if cum >= target {
+                        break 'nucleus sorted + i + 1;
+                    }
+                }
+                if end == len {
+                    break len;
+                }
+                sorted = end;
+                chunk *= 4;
+            };
+            cands.truncate(keep.max(1));
+        }
+
+        // min-p: keep l >= max + ln(min_p), i.e. prob >= min_p * max prob.
+        if p.min_p > 0.0 {
+            let max = max_logit(cands);
+            let threshold = f64::from(max) + f64::from(p.min_p).ln();
+            cands.retain(|&(_, l)| f64::from(l) >= threshold);
+        }
+    }
+}
+
+/// The largest logit among candidates (which hold no NaN).
+fn max_logit(cands: &[(u32, f32)]) -> f32 {
+    cands
+        .iter()
+        .map(|&(_, l)| l)
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// Unnormalised softmax weight of `logit` at temperature `t`, relative to `max`.
@@ -413,6 +436,65 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
         assert_eq!(argmax(&[]), 0);
         assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+    }
+
+    /// The survivors of top-k, top-p and min-p the slow way: one full sort.
+    fn reference_survivors(logits: &[f32], p: &SamplingParams) -> Vec<u32> {
+        let mut all: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
+        all.sort_by(by_logit_desc);
+        if p.top_k > 0 {
+            all.truncate(p.top_k);
+        }
+        if p.top_p < 1.0 {
+            let max = all[0].1;
+            let total: f64 = all.iter().map(|&(_, l)| weight(l, max, 1.0)).sum();
+            let mut cum = 0.0;
+            let keep = all
+                .iter()
+                .position(|&(_, l)| {
+                    cum += weight(l, max, 1.0);
+                    cum >= f64::from(p.top_p) * total
+                })
+                .map_or(all.len(), |i| i + 1);
+            all.truncate(keep);
+        }
+        if p.min_p > 0.0 {
+            let threshold = f64::from(all[0].1) + f64::from(p.min_p).ln();
+            all.retain(|&(_, l)| f64::from(l) >= threshold);
+        }
+        let mut ids: Vec<u32> = all.into_iter().map(|(i, _)| i).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn truncation_matches_full_sort() {
+        let mut rng = Rng::seeded(5);
+        for case in 0..300 {
+            let n = [1, 7, 100, 3000, 20_000][case % 5];
+            // Spread from peaked to nearly flat, so nuclei from 1 to thousands.
+            let scale = [0.01, 0.3, 1.0, 5.0, 20.0][(case / 5) % 5];
+            let logits: Vec<f32> = (0..n)
+                .map(|_| ((rng.next_f64() - 0.5) * scale) as f32)
+                .collect();
+            let params = SamplingParams {
+                temperature: 1.0,
+                top_k: [0, 1, 40, 5000][case % 4],
+                top_p: [1.0, 0.999, 0.9, 0.5, 0.01][case % 5],
+                min_p: [0.0, 0.0, 0.05, 0.5][(case / 3) % 4],
+                seed: Some(1),
+                ..Default::default()
+            };
+            let mut s = Sampler::new(params.clone()).unwrap();
+            s.fill_candidates(&logits);
+            let mut got: Vec<u32> = s.candidates.iter().map(|c| c.0).collect();
+            got.sort_unstable();
+            assert_eq!(got, reference_survivors(&logits, &params), "case {case}");
+        }
     }
 
     #[test]
