@@ -56,7 +56,9 @@ impl ChatMessage {
     }
 }
 
-/// A compiled chat template, ready to render conversations.
+/// A compiled chat template, ready to render conversations. Cheap to share:
+/// `Send + Sync`, and rendering takes `&self`.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,

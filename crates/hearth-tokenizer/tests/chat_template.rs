@@ -88,6 +88,37 @@ fn smollm2_renders_chatml_like_hf() {
     assert_eq!(t2.source(), source);
 }
 
+#[test]
+fn gemma3_file_has_no_template_so_builtin_is_used() {
+    let path = models_dir().join("gemma-3-270m-q4_k_m.gguf");
+    if !path.exists() {
+        eprintln!("\n*** SKIPPED: {} not found ***\n", path.display());
+        return;
+    }
+    let gguf = hearth_gguf::GgufFile::open(&path).unwrap();
+    let arch = gguf.str("general.architecture").unwrap();
+    let file_template = gguf.str_opt("tokenizer.chat_template").unwrap();
+    let t = ChatTemplate::for_model(file_template, arch, "<bos>", "<eos>").unwrap();
+    assert_eq!(
+        t.render(&[msg("user", "Hi")], true).unwrap(),
+        "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n",
+        "arch {arch}, file template {file_template:?}"
+    );
+}
+
+#[test]
+fn template_is_shareable() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<ChatTemplate>();
+    let t = gemma();
+    let t2 = t.clone();
+    let h = std::thread::spawn(move || t2.render(&[msg("user", "x")], false).unwrap());
+    assert_eq!(
+        h.join().unwrap(),
+        t.render(&[msg("user", "x")], false).unwrap()
+    );
+}
+
 fn gemma() -> ChatTemplate {
     ChatTemplate::builtin("gemma3", "<bos>", "<eos>").expect("gemma3 has a built-in template")
 }
