@@ -6,7 +6,14 @@
 //! strings held back, UTF-8 completed), so the CLI and a server stream the same way.
 
 mod error;
+mod generate;
 mod perplexity;
+pub mod rng;
+pub mod sampler;
+pub mod stop;
 
 pub use error::{Error, Result};
+pub use generate::{FinishReason, GenerateParams, Generation, Session};
 pub use perplexity::{log_softmax_at, perplexity, PerplexityConfig, PerplexityReport};
+pub use sampler::{logprob_of, top_logprobs, Sampler, SamplingParams};
+pub use stop::{StopMatcher, StopOutput};

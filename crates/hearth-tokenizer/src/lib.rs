@@ -20,6 +20,7 @@
 //! message naming them.
 
 mod bpe;
+pub mod chat;
 mod decode;
 mod error;
 mod pretokenize;
@@ -32,6 +33,7 @@ mod unicode_data;
 mod vocab;
 
 pub use error::{Error, Result};
+pub use chat::{ChatError, ChatMessage, ChatTemplate};
 pub use stream::StreamDecoder;
 
 use hearth_gguf::GgufFile;
