@@ -1,6 +1,8 @@
-//! Per-sequence key/value cache. Global layers keep every position; sliding-window
-//! layers keep a ring of `window + chunk` positions, so their memory is bounded by the
-//! window however long the sequence grows.
+//! Per-sequence key/value cache, at half precision like llama.cpp's default. Global
+//! layers keep every position; sliding-window layers keep a ring of exactly `window`
+//! positions, so their memory is bounded by the window however long the sequence grows.
+//! A forward step attends over the cache plus its own fresh keys ([`StepKv`]) and only
+//! then stores them, so a chunk longer than the window never overwrites what it needs.
 
 use half::f16;
 use hearth_kernels::KvView;
@@ -22,10 +24,12 @@ impl LayerKv {
         self.ring.map_or(pos, |c| pos % c)
     }
 
-    /// Stores `n` consecutive positions starting at `start`.
-    pub(crate) fn store(&mut self, start: usize, k: &[f32], v: &[f32]) {
+    /// Stores `n` consecutive positions starting at `start` (only the last `window`
+    /// of them on a ring).
+    pub(crate) fn store(&mut self, start: usize, k: &[f16], v: &[f16]) {
         let n = k.len() / self.dim;
-        for i in 0..n {
+        let skip = self.ring.map_or(0, |c| n.saturating_sub(c));
+        for i in skip..n {
             let s = self.slot(start + i);
             let need = (s + 1) * self.dim;
             if self.k.len() < need {
@@ -33,12 +37,8 @@ impl LayerKv {
                 self.v.resize(need, f16::ZERO);
             }
             let src = i * self.dim..(i + 1) * self.dim;
-            for (d, &x) in self.k[s * self.dim..need].iter_mut().zip(&k[src.clone()]) {
-                *d = f16::from_f32(x);
-            }
-            for (d, &x) in self.v[s * self.dim..need].iter_mut().zip(&v[src]) {
-                *d = f16::from_f32(x);
-            }
+            self.k[s * self.dim..need].copy_from_slice(&k[src.clone()]);
+            self.v[s * self.dim..need].copy_from_slice(&v[src]);
         }
     }
 
@@ -60,6 +60,35 @@ impl KvView for LayerKv {
     }
 }
 
+/// What one forward step attends over: the layer's cache for positions before
+/// `start`, the step's own keys and values from `start` on.
+pub(crate) struct StepKv<'a> {
+    pub cached: &'a LayerKv,
+    pub start: usize,
+    pub k: &'a [f16],
+    pub v: &'a [f16],
+}
+
+impl KvView for StepKv<'_> {
+    fn key(&self, pos: usize) -> &[f16] {
+        if pos >= self.start {
+            let d = self.cached.dim;
+            &self.k[(pos - self.start) * d..(pos - self.start + 1) * d]
+        } else {
+            self.cached.key(pos)
+        }
+    }
+
+    fn value(&self, pos: usize) -> &[f16] {
+        if pos >= self.start {
+            let d = self.cached.dim;
+            &self.v[(pos - self.start) * d..(pos - self.start + 1) * d]
+        } else {
+            self.cached.value(pos)
+        }
+    }
+}
+
 /// The KV cache of one sequence: what the model has seen so far.
 #[derive(Debug, Clone)]
 pub struct KvCache {
@@ -68,9 +97,8 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache for `config`; `max_chunk` is the most positions one forward call
-    /// adds (ring buffers must hold the window plus one chunk).
-    pub(crate) fn new(config: &ModelConfig, max_chunk: usize) -> Self {
+    /// An empty cache for `config`.
+    pub(crate) fn new(config: &ModelConfig) -> Self {
         let dim = config.kv_dim();
         let layers = config
             .layers
@@ -79,7 +107,7 @@ impl KvCache {
                 k: Vec::new(),
                 v: Vec::new(),
                 dim,
-                ring: l.window.map(|w| w + max_chunk),
+                ring: l.window,
             })
             .collect();
         Self { layers, len: 0 }
@@ -107,6 +135,11 @@ impl KvCache {
     /// Bytes of key/value storage allocated, per layer.
     pub fn bytes_per_layer(&self) -> Vec<usize> {
         self.layers.iter().map(|l| l.capacity_positions() * l.dim * 2 * 2).collect()
+    }
+
+    /// Positions of storage allocated per layer.
+    pub fn positions_per_layer(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.capacity_positions()).collect()
     }
 
     /// Bytes of key/value storage allocated in all layers.

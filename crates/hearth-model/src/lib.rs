@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod kv_cache;
 mod qmatmul;
+pub mod tiny;
 mod transformer;
 
 pub use arch::supported_architectures;

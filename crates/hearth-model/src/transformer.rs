@@ -7,7 +7,9 @@ use hearth_gguf::GgufFile;
 use hearth_kernels::{self as k, AttentionShape};
 use rayon::prelude::*;
 
-use crate::kv_cache::KvCache;
+use half::f16;
+
+use crate::kv_cache::{KvCache, StepKv};
 use crate::{arch, Activation, Error, ModelConfig, QMatrix, Result};
 
 /// Most positions one internal forward step processes; longer inputs are split.
@@ -128,7 +130,7 @@ impl Transformer {
 
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(&self.config, MAX_CHUNK)
+        KvCache::new(&self.config)
     }
 
     /// Runs `tokens` after what `cache` holds, and returns the logits (vocab-sized
@@ -242,9 +244,9 @@ impl Transformer {
         };
         rope(&mut q, qd, &blk.q_norm);
         rope(&mut kk, kvd, &blk.k_norm);
-        let layer = &mut cache.layers[l];
-        layer.store(start, &kk, &v);
-        let layer = &cache.layers[l];
+        let kh: Vec<f16> = kk.iter().map(|&x| f16::from_f32(x)).collect();
+        let vh: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+        let layer = StepKv { cached: &cache.layers[l], start, k: &kh, v: &vh };
         let shape = AttentionShape {
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
@@ -257,9 +259,10 @@ impl Transformer {
             |scores, (i, (o, qi))| {
                 let pos = start + i;
                 let lo = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                k::attend(qi, layer, lo, pos, &shape, scores, o);
+                k::attend(qi, &layer, lo, pos, &shape, scores, o);
             },
         );
+        cache.layers[l].store(start, &kh, &vh);
         out
     }
 }

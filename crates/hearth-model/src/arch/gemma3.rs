@@ -4,7 +4,7 @@
 //!
 //! What the metadata does not say is fixed here, as in the reference implementations.
 
-use hearth_gguf::GgufFile;
+use hearth_gguf::{GgufFile, Value};
 use hearth_kernels::RopeStyle;
 
 use super::Common;
@@ -24,19 +24,28 @@ pub(crate) fn config(f: &GgufFile, arch: &str) -> Result<ModelConfig> {
             what: "sliding window of 0 positions".into(),
         });
     }
-    let pattern = f
-        .u64_opt(&format!("{arch}.attention.sliding_window_pattern"))?
-        .map_or(PATTERN, |p| p as usize)
-        .max(1);
-    let layers = (0..c.n_layers)
-        .map(|i| {
-            if (i + 1) % pattern == 0 {
-                LayerSpec { rope_base: c.rope_base, rope_pos_scale: c.rope_pos_scale, window: None }
-            } else {
-                LayerSpec { rope_base: LOCAL_ROPE_BASE, rope_pos_scale: 1.0, window: Some(window) }
-            }
-        })
-        .collect();
+    let local = || LayerSpec { rope_base: LOCAL_ROPE_BASE, rope_pos_scale: 1.0, window: Some(window) };
+    let global =
+        || LayerSpec { rope_base: c.rope_base, rope_pos_scale: c.rope_pos_scale, window: None };
+    // Newer converters write the pattern as a period or as one flag per layer.
+    let key = format!("{arch}.attention.sliding_window_pattern");
+    let is_local: Vec<bool> = match f.get(&key) {
+        Some(Value::Array(flags)) if flags.len() == c.n_layers => {
+            flags.iter().map(|v| v.as_bool().unwrap_or(false)).collect()
+        }
+        Some(v) if v.as_u64().is_some() => {
+            let period = v.as_u64().unwrap_or(PATTERN as u64).max(1) as usize;
+            (0..c.n_layers).map(|i| !(i + 1).is_multiple_of(period)).collect()
+        }
+        Some(v) => {
+            return Err(Error::BadConfig {
+                path: f.path().to_path_buf(),
+                what: format!("`{key}` should be a period or one flag per layer, found {}", v.type_name()),
+            })
+        }
+        None => (0..c.n_layers).map(|i| !(i + 1).is_multiple_of(PATTERN)).collect(),
+    };
+    let layers = is_local.iter().map(|&l| if l { local() } else { global() }).collect();
     Ok(ModelConfig {
         architecture: arch.to_string(),
         d_model: c.d_model,
