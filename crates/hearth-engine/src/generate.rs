@@ -87,7 +87,11 @@ pub struct Session<'m> {
 impl<'m> Session<'m> {
     /// An empty session.
     pub fn new(model: &'m Transformer) -> Self {
-        Self { model, cache: model.new_cache(), tokens: Vec::new() }
+        Self {
+            model,
+            cache: model.new_cache(),
+            tokens: Vec::new(),
+        }
     }
 
     /// Tokens the cache holds.

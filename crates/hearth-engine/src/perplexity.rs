@@ -43,7 +43,9 @@ pub fn perplexity(
 ) -> Result<PerplexityReport> {
     let ctx = cfg.ctx;
     if ctx < 4 {
-        return Err(Error::InvalidArgument(format!("perplexity context {ctx} is too small (4 or more)")));
+        return Err(Error::InvalidArgument(format!(
+            "perplexity context {ctx} is too small (4 or more)"
+        )));
     }
     let n_chunks = tokens.len() / ctx;
     if n_chunks == 0 {

@@ -1,6 +1,7 @@
 //! Perplexity on shared/models/gpl3.txt against llama-perplexity's figures in
 //! shared/golden (within 1%), for both real models; Gemma also at ctx 2048, which
 //! crosses its 512-token sliding window.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,10 @@ fn load(name: &str) -> Option<(Transformer, Tokenizer)> {
     let info = hearth_hub::find_model(name).expect("known model");
     let path = hearth_hub::cache_dir().join("models").join(info.file_name);
     if !path.exists() {
-        eprintln!("SKIPPED: {} absent (run `hearth pull {name}`)", path.display());
+        eprintln!(
+            "SKIPPED: {} absent (run `hearth pull {name}`)",
+            path.display()
+        );
         return None;
     }
     let file = Arc::new(GgufFile::open(&path).unwrap());
@@ -27,14 +31,28 @@ fn load(name: &str) -> Option<(Transformer, Tokenizer)> {
 }
 
 fn check(name: &str, ctx: usize, want: f64) {
-    let Some((model, tok)) = load(name) else { return };
+    let Some((model, tok)) = load(name) else {
+        return;
+    };
     let text = std::fs::read_to_string(shared().join("models/gpl3.txt")).unwrap();
     let tokens = tok.encode(&text, true, false).unwrap();
-    let cfg = PerplexityConfig { ctx, bos: tok.bos().filter(|_| tok.add_bos()) };
+    let cfg = PerplexityConfig {
+        ctx,
+        bos: tok.bos().filter(|_| tok.add_bos()),
+    };
     let r = perplexity(&model, &tokens, &cfg, |_, _, _| {}).unwrap();
     let rel = (r.ppl - want).abs() / want;
-    eprintln!("{name} ctx {ctx}: ppl {:.4} vs llama.cpp {want} ({:+.3}%)", r.ppl, 100.0 * (r.ppl - want) / want);
-    assert!(rel < 0.01, "{name} ctx {ctx}: ppl {} is {:.2}% from {want}", r.ppl, rel * 100.0);
+    eprintln!(
+        "{name} ctx {ctx}: ppl {:.4} vs llama.cpp {want} ({:+.3}%)",
+        r.ppl,
+        100.0 * (r.ppl - want) / want
+    );
+    assert!(
+        rel < 0.01,
+        "{name} ctx {ctx}: ppl {} is {:.2}% from {want}",
+        r.ppl,
+        rel * 100.0
+    );
 }
 
 fn golden(name: &str, file: &str) -> serde_json::Value {
@@ -45,7 +63,11 @@ fn golden(name: &str, file: &str) -> serde_json::Value {
 fn check_all(name: &str) {
     let g = golden(name, "perplexity.json");
     for r in g["results"].as_array().unwrap() {
-        check(name, r["n_ctx"].as_u64().unwrap() as usize, r["ppl"].as_f64().unwrap());
+        check(
+            name,
+            r["n_ctx"].as_u64().unwrap() as usize,
+            r["ppl"].as_f64().unwrap(),
+        );
     }
 }
 
@@ -62,5 +84,9 @@ fn gemma_perplexity_matches_llama_cpp() {
 #[test]
 fn gemma_perplexity_across_the_sliding_window() {
     let g = golden("gemma3-270m", "perplexity_ctx2048.json");
-    check("gemma3-270m", g["n_ctx"].as_u64().unwrap() as usize, g["ppl"].as_f64().unwrap());
+    check(
+        "gemma3-270m",
+        g["n_ctx"].as_u64().unwrap() as usize,
+        g["ppl"].as_f64().unwrap(),
+    );
 }

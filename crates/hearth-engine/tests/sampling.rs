@@ -1,4 +1,5 @@
 //! Sampler behaviour through the public API.
+#![allow(clippy::unwrap_used)]
 
 use hearth_engine::{logprob_of, top_logprobs, Sampler, SamplingParams};
 

@@ -63,7 +63,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn err(&self, what: impl Into<String>) -> Error {
-        Error::Format { path: self.path.to_path_buf(), offset: self.pos as u64, what: what.into() }
+        Error::Format {
+            path: self.path.to_path_buf(),
+            offset: self.pos as u64,
+            what: what.into(),
+        }
     }
 
     fn remaining(&self) -> u64 {
@@ -156,7 +160,10 @@ impl GgufFile {
     /// and checking that every tensor's data lies inside the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| Error::Io { path: path.clone(), source };
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
         let file = File::open(&path).map_err(io)?;
         // SAFETY: the map is read-only; a file changed underneath us by another process
         // is outside what any reader can defend against (llama.cpp maps the same way).
@@ -165,7 +172,11 @@ impl GgufFile {
     }
 
     fn parse(path: PathBuf, mmap: Mmap) -> Result<Self> {
-        let mut c = Cursor { bytes: &mmap, pos: 0, path: &path };
+        let mut c = Cursor {
+            bytes: &mmap,
+            pos: 0,
+            path: &path,
+        };
         let magic = c.array::<4>("magic")?;
         if magic != MAGIC {
             return Err(Error::Format {
@@ -180,8 +191,7 @@ impl GgufFile {
         }
         let n_tensors = c.u64("tensor count")?;
         let n_kv = c.u64("metadata count")?;
-        if n_kv.saturating_mul(12) > c.remaining() || n_tensors.saturating_mul(24) > c.remaining()
-        {
+        if n_kv.saturating_mul(12) > c.remaining() || n_tensors.saturating_mul(24) > c.remaining() {
             return Err(c.err(format!(
                 "header claims {n_kv} metadata entries and {n_tensors} tensors, more than the file holds"
             )));
@@ -226,7 +236,10 @@ impl GgufFile {
                     t.dtype.block_len()
                 ))
             })?;
-            if t.dims.first().is_some_and(|&d| d % t.dtype.block_len() as u64 != 0) {
+            if t.dims
+                .first()
+                .is_some_and(|&d| d % t.dtype.block_len() as u64 != 0)
+            {
                 return Err(terr(format!(
                     "row length {} is not a multiple of the {} block size {}",
                     t.dims[0],
@@ -234,10 +247,15 @@ impl GgufFile {
                     t.dtype.block_len()
                 )));
             }
-            if t.offset % alignment != 0 {
-                return Err(terr(format!("data offset {} is not aligned to {alignment}", t.offset)));
+            if !t.offset.is_multiple_of(alignment) {
+                return Err(terr(format!(
+                    "data offset {} is not aligned to {alignment}",
+                    t.offset
+                )));
             }
-            let end = data_start.checked_add(t.offset).and_then(|s| s.checked_add(bytes));
+            let end = data_start
+                .checked_add(t.offset)
+                .and_then(|s| s.checked_add(bytes));
             match end {
                 Some(end) if end <= file_len => {}
                 _ => {
@@ -298,14 +316,17 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value> {
-        self.get(key)
-            .ok_or_else(|| Error::MissingKey { path: self.path.clone(), key: key.to_string() })
+        self.get(key).ok_or_else(|| Error::MissingKey {
+            path: self.path.clone(),
+            key: key.to_string(),
+        })
     }
 
     /// A required unsigned integer.
     pub fn u64(&self, key: &str) -> Result<u64> {
         let v = self.require(key)?;
-        v.as_u64().ok_or_else(|| self.wrong(key, "an unsigned integer", v))
+        v.as_u64()
+            .ok_or_else(|| self.wrong(key, "an unsigned integer", v))
     }
 
     /// An optional unsigned integer (present but mistyped is an error).
@@ -328,7 +349,10 @@ impl GgufFile {
     pub fn bool_opt(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).ok_or_else(|| self.wrong(key, "a boolean", v)),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a boolean", v)),
         }
     }
 
@@ -354,7 +378,10 @@ impl GgufFile {
         let items = self.array(key)?;
         items
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| self.wrong(key, "an array of strings", &items[0])))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| self.wrong(key, "an array of strings", &items[0]))
+            })
             .collect()
     }
 
@@ -401,5 +428,10 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo> {
         what: format!("unsupported tensor type id {type_id}"),
     })?;
     let offset = c.u64("tensor offset")?;
-    Ok(TensorInfo { name, dims, dtype, offset })
+    Ok(TensorInfo {
+        name,
+        dims,
+        dtype,
+        offset,
+    })
 }

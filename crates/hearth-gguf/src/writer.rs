@@ -64,13 +64,19 @@ impl GgufWriter {
             }
         }
         let tmp = tmp_path(path);
-        let io = |source| Error::Io { path: tmp.clone(), source };
+        let io = |source| Error::Io {
+            path: tmp.clone(),
+            source,
+        };
         let file = File::create(&tmp).map_err(io)?;
         let mut w = BufWriter::new(file);
         self.write_into(&mut w).map_err(io)?;
         let file = w.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     fn write_into(&self, w: &mut impl Write) -> std::io::Result<()> {
@@ -114,7 +120,10 @@ impl GgufWriter {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -187,7 +196,10 @@ mod tests {
         let f = GgufFile::open(&p).unwrap();
         assert_eq!(f.str("general.architecture").unwrap(), "llama");
         assert_eq!(f.u64("llama.block_count").unwrap(), 2);
-        assert_eq!(f.str_array("tokenizer.ggml.tokens").unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            f.str_array("tokenizer.ggml.tokens").unwrap(),
+            vec!["a", "b"]
+        );
         let t = f.tensor("w").unwrap();
         assert_eq!(t.dims, vec![4, 2]);
         let data = f.tensor_data(t);
@@ -218,7 +230,10 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 40]).unwrap();
         let err = GgufFile::open(&p).unwrap_err().to_string();
-        assert!(err.contains("tensor `q`") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("tensor `q`") && err.contains("truncated"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -244,11 +259,19 @@ mod tests {
         sample().write(&p).unwrap();
         let mut bytes = std::fs::read(&p).unwrap();
         // Find tensor `q`'s type field: name "q" then rank, one dim, then type id 8.
-        let needle = [1u8, 0, 0, 0, 0, 0, 0, 0, b'q', 1, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0];
-        let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+        let needle = [
+            1u8, 0, 0, 0, 0, 0, 0, 0, b'q', 1, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
         bytes[at + needle.len()..at + needle.len() + 4].copy_from_slice(&20u32.to_le_bytes());
         std::fs::write(&p, &bytes).unwrap();
         let err = GgufFile::open(&p).unwrap_err().to_string();
-        assert!(err.contains("tensor `q`") && err.contains("unsupported tensor type id 20"), "{err}");
+        assert!(
+            err.contains("tensor `q`") && err.contains("unsupported tensor type id 20"),
+            "{err}"
+        );
     }
 }

@@ -112,12 +112,21 @@ mod tests {
 
     #[test]
     fn matches_naive_softmax_with_grouped_heads() {
-        let shape = AttentionShape { n_heads: 4, n_kv_heads: 2, head_dim: 3, scale: 0.5 };
+        let shape = AttentionShape {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 3,
+            scale: 0.5,
+        };
         let dim = 6;
         let n = 5;
         let kv = Flat {
-            k: (0..n * dim).map(|i| f16::from_f32(((i * 7) % 11) as f32 / 11.0 - 0.5)).collect(),
-            v: (0..n * dim).map(|i| f16::from_f32(((i * 5) % 13) as f32 / 13.0)).collect(),
+            k: (0..n * dim)
+                .map(|i| f16::from_f32(((i * 7) % 11) as f32 / 11.0 - 0.5))
+                .collect(),
+            v: (0..n * dim)
+                .map(|i| f16::from_f32(((i * 5) % 13) as f32 / 13.0))
+                .collect(),
             dim,
         };
         let q: Vec<f32> = (0..12).map(|i| (i as f32 * 0.3).sin()).collect();
@@ -127,13 +136,17 @@ mod tests {
             let kvh = h / 2;
             let s: Vec<f32> = (1..=3)
                 .map(|p| {
-                    (0..3).map(|d| q[h * 3 + d] * kv.key(p)[kvh * 3 + d].to_f32()).sum::<f32>() * 0.5
+                    (0..3)
+                        .map(|d| q[h * 3 + d] * kv.key(p)[kvh * 3 + d].to_f32())
+                        .sum::<f32>()
+                        * 0.5
                 })
                 .collect();
             let z: f32 = s.iter().map(|x| x.exp()).sum();
             for d in 0..3 {
-                let want: f32 =
-                    (0..3).map(|j| s[j].exp() / z * kv.value(j + 1)[kvh * 3 + d].to_f32()).sum();
+                let want: f32 = (0..3)
+                    .map(|j| s[j].exp() / z * kv.value(j + 1)[kvh * 3 + d].to_f32())
+                    .sum();
                 assert!((out[h * 3 + d] - want).abs() < 2e-3);
             }
         }

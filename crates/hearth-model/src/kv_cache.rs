@@ -134,7 +134,10 @@ impl KvCache {
 
     /// Bytes of key/value storage allocated, per layer.
     pub fn bytes_per_layer(&self) -> Vec<usize> {
-        self.layers.iter().map(|l| l.capacity_positions() * l.dim * 2 * 2).collect()
+        self.layers
+            .iter()
+            .map(|l| l.capacity_positions() * l.dim * 2 * 2)
+            .collect()
     }
 
     /// Positions of storage allocated per layer.

@@ -28,7 +28,11 @@ pub struct QMatrix {
 
 impl std::fmt::Debug for QMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QMatrix({} {}x{} {})", self.info.name, self.rows, self.cols, self.info.dtype)
+        write!(
+            f,
+            "QMatrix({} {}x{} {})",
+            self.info.name, self.rows, self.cols, self.info.dtype
+        )
     }
 }
 
@@ -38,6 +42,15 @@ struct OutPtr(*mut f32);
 // SAFETY: every task writes a disjoint set of indices, and the buffer outlives the scope.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// Element `i` (a method, so closures capture the whole `Send` wrapper).
+    ///
+    /// SAFETY: the caller keeps `i` in bounds and writes each index from one task only.
+    unsafe fn write(self, i: usize, v: f32) {
+        *self.0.add(i) = v;
+    }
+}
 
 macro_rules! dispatch {
     ($dtype:expr, $f:ident, $($args:expr),*) => {
@@ -66,7 +79,12 @@ macro_rules! dispatch {
 pub(crate) fn supported(dtype: GgmlType) -> bool {
     !matches!(
         dtype,
-        GgmlType::Q8_1 | GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64 | GgmlType::F64
+        GgmlType::Q8_1
+            | GgmlType::I8
+            | GgmlType::I16
+            | GgmlType::I32
+            | GgmlType::I64
+            | GgmlType::F64
     )
 }
 
@@ -76,7 +94,10 @@ fn blocks<T: Block>(bytes: &[u8]) -> &[T] {
     // against `GgmlType::block_bytes` in `QMatrix::new`), any bit pattern is valid for
     // them, and GGUF data offsets are aligned to at least 32 bytes.
     unsafe {
-        std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / std::mem::size_of::<T>())
+        std::slice::from_raw_parts(
+            bytes.as_ptr() as *const T,
+            bytes.len() / std::mem::size_of::<T>(),
+        )
     }
 }
 
@@ -93,15 +114,28 @@ impl QMatrix {
             what,
         };
         if info.dims.first() != Some(&(cols as u64)) || info.n_elements() != (rows * cols) as u64 {
-            return Err(bad(format!("shape {:?}, expected [{cols}, {rows}]", info.dims)));
+            return Err(bad(format!(
+                "shape {:?}, expected [{cols}, {rows}]",
+                info.dims
+            )));
         }
         if !supported(info.dtype) || !dispatch!(info.dtype, block_size_matches, info.dtype) {
-            return Err(bad(format!("type {} cannot be used as a weight matrix", info.dtype)));
+            return Err(bad(format!(
+                "type {} cannot be used as a weight matrix",
+                info.dtype
+            )));
         }
-        if cols % dispatch!(info.dtype, vec_block_len,) != 0 {
-            return Err(bad(format!("row length {cols} is not a multiple of the activation block")));
+        if !cols.is_multiple_of(dispatch!(info.dtype, vec_block_len,)) {
+            return Err(bad(format!(
+                "row length {cols} is not a multiple of the activation block"
+            )));
         }
-        Ok(Self { file: file.clone(), info: info.clone(), rows, cols })
+        Ok(Self {
+            file: file.clone(),
+            info: info.clone(),
+            rows,
+            cols,
+        })
     }
 
     /// Output dimension.
@@ -129,7 +163,16 @@ impl QMatrix {
         let n = x.len() / self.cols;
         debug_assert_eq!(out.len(), n * self.rows);
         let data = self.file.tensor_data(&self.info);
-        dispatch!(self.info.dtype, matmul_typed, data, self.rows, self.cols, x, n, out)
+        dispatch!(
+            self.info.dtype,
+            matmul_typed,
+            data,
+            self.rows,
+            self.cols,
+            x,
+            n,
+            out
+        )
     }
 
     /// Dequantizes row `r` into `out` (`cols` values): embedding lookups.
@@ -155,7 +198,14 @@ fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(tasks).clamp(4, 256)
 }
 
-fn matmul_typed<T: Block>(data: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+fn matmul_typed<T: Block>(
+    data: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     let w = blocks::<T>(data);
     let wpr = cols / T::BLCK_SIZE;
     let xpr = cols / T::VecDotType::BLCK_SIZE;
@@ -170,13 +220,12 @@ fn matmul_typed<T: Block>(data: &[u8], rows: usize, cols: usize, x: &[f32], n: u
     let step = rows_per_task(rows);
     let ptr = OutPtr(out.as_mut_ptr());
     (0..rows.div_ceil(step)).into_par_iter().for_each(|task| {
-        let ptr = ptr;
         for r in task * step..((task + 1) * step).min(rows) {
             let wr = &w[r * wpr..(r + 1) * wpr];
             for t in 0..n {
                 let v = T::vec_dot(cols, wr, &xq[t * xpr..(t + 1) * xpr]);
                 // SAFETY: (t, r) pairs are disjoint across tasks and within bounds.
-                unsafe { *ptr.0.add(t * rows + r) = v };
+                unsafe { ptr.write(t * rows + r, v) };
             }
         }
     });

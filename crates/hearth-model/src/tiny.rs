@@ -91,22 +91,38 @@ impl TinySpec {
             .metadata(format!("{a}.attention.head_count_kv"), u(self.n_kv_heads))
             .metadata(format!("{a}.attention.key_length"), u(self.head_dim))
             .metadata(format!("{a}.attention.value_length"), u(self.head_dim))
-            .metadata(format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(1e-6))
+            .metadata(
+                format!("{a}.attention.layer_norm_rms_epsilon"),
+                Value::F32(1e-6),
+            )
             .metadata(format!("{a}.rope.freq_base"), Value::F32(10_000.0));
         if a == "gemma3" {
-            w.metadata(format!("{a}.attention.sliding_window"), u(self.sliding_window));
+            w.metadata(
+                format!("{a}.attention.sliding_window"),
+                u(self.sliding_window),
+            );
         }
         add_byte_vocab(&mut w);
         let mut rng = Rng(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let (d, q, kv, ff) =
-            (self.d_model, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.ffn_dim);
+        let (d, q, kv, ff) = (
+            self.d_model,
+            self.n_heads * self.head_dim,
+            self.n_kv_heads * self.head_dim,
+            self.ffn_dim,
+        );
         let mut tensors = vec![
             self.matrix(&mut rng, "token_embd.weight", VOCAB, d, 1.0)?,
             norm(&mut rng, "output_norm.weight", d),
         ];
         if a != "gemma3" {
             // Untied head (gemma3 always ties): logits of order one, a spread-out distribution.
-            tensors.push(self.matrix(&mut rng, "output.weight", VOCAB, d, 1.0 / (d as f32).sqrt())?);
+            tensors.push(self.matrix(
+                &mut rng,
+                "output.weight",
+                VOCAB,
+                d,
+                1.0 / (d as f32).sqrt(),
+            )?);
         }
         for i in 0..self.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
@@ -115,7 +131,13 @@ impl TinySpec {
             tensors.push(self.matrix(&mut rng, &n("attn_q"), q, d, scale)?);
             tensors.push(self.matrix(&mut rng, &n("attn_k"), kv, d, scale)?);
             tensors.push(self.matrix(&mut rng, &n("attn_v"), kv, d, scale)?);
-            tensors.push(self.matrix(&mut rng, &n("attn_output"), d, q, 1.0 / (q as f32).sqrt())?);
+            tensors.push(self.matrix(
+                &mut rng,
+                &n("attn_output"),
+                d,
+                q,
+                1.0 / (q as f32).sqrt(),
+            )?);
             tensors.push(norm(&mut rng, &n("ffn_norm"), d));
             tensors.push(self.matrix(&mut rng, &n("ffn_gate"), ff, d, scale)?);
             tensors.push(self.matrix(&mut rng, &n("ffn_up"), ff, d, scale)?);
@@ -133,15 +155,29 @@ impl TinySpec {
         Ok(w.write(path)?)
     }
 
-    fn matrix(&self, rng: &mut Rng, name: &str, rows: usize, cols: usize, scale: f32) -> Result<TensorToWrite> {
+    fn matrix(
+        &self,
+        rng: &mut Rng,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> Result<TensorToWrite> {
         let values: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * scale).collect();
         let fits = cols.is_multiple_of(self.dtype.block_len());
-        let data = quantize(self.dtype, &values).filter(|_| fits).ok_or_else(|| Error::BadTensor {
-            path: Default::default(),
-            tensor: name.to_string(),
-            what: format!("cannot write {} with rows of {cols}", self.dtype),
-        })?;
-        Ok(TensorToWrite { name: name.into(), dims: vec![cols as u64, rows as u64], dtype: self.dtype, data })
+        let data = quantize(self.dtype, &values)
+            .filter(|_| fits)
+            .ok_or_else(|| Error::BadTensor {
+                path: Default::default(),
+                tensor: name.to_string(),
+                what: format!("cannot write {} with rows of {cols}", self.dtype),
+            })?;
+        Ok(TensorToWrite {
+            name: name.into(),
+            dims: vec![cols as u64, rows as u64],
+            dtype: self.dtype,
+            data,
+        })
     }
 }
 
@@ -149,13 +185,21 @@ impl TinySpec {
 pub const VOCAB: usize = 257;
 
 fn norm(rng: &mut Rng, name: &str, len: usize) -> TensorToWrite {
-    let data = (0..len).flat_map(|_| (1.0 + 0.1 * rng.normal()).to_le_bytes()).collect();
-    TensorToWrite { name: name.into(), dims: vec![len as u64], dtype: GgmlType::F32, data }
+    let data = (0..len)
+        .flat_map(|_| (1.0 + 0.1 * rng.normal()).to_le_bytes())
+        .collect();
+    TensorToWrite {
+        name: name.into(),
+        dims: vec![len as u64],
+        dtype: GgmlType::F32,
+        data,
+    }
 }
 
 /// GPT-2's byte-to-character mapping, the vocabulary of a byte-level BPE.
 fn byte_tokens() -> Vec<String> {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut extra = 0;
     (0..256u32)
         .map(|b| {
@@ -179,7 +223,10 @@ fn add_byte_vocab(w: &mut GgufWriter) {
         .metadata("tokenizer.ggml.pre", Value::String("gpt-2".into()))
         .metadata("tokenizer.ggml.tokens", Value::Array(tokens))
         .metadata("tokenizer.ggml.token_type", Value::Array(types))
-        .metadata("tokenizer.ggml.merges", Value::Array(vec![Value::String("Ġ t".into())]))
+        .metadata(
+            "tokenizer.ggml.merges",
+            Value::Array(vec![Value::String("Ġ t".into())]),
+        )
         .metadata("tokenizer.ggml.bos_token_id", Value::U32(256))
         .metadata("tokenizer.ggml.eos_token_id", Value::U32(256))
         .metadata("tokenizer.ggml.add_bos_token", Value::Bool(false))
@@ -208,8 +255,18 @@ pub fn quantize(dtype: GgmlType, values: &[f32]) -> Option<Vec<u8>> {
     }
     match dtype {
         GgmlType::F32 => Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        GgmlType::F16 => Some(values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect()),
-        GgmlType::BF16 => Some(values.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect()),
+        GgmlType::F16 => Some(
+            values
+                .iter()
+                .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                .collect(),
+        ),
+        GgmlType::BF16 => Some(
+            values
+                .iter()
+                .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+                .collect(),
+        ),
         GgmlType::Q4_0 => enc::<BlockQ4_0>(values),
         GgmlType::Q4_1 => enc::<BlockQ4_1>(values),
         GgmlType::Q5_0 => enc::<BlockQ5_0>(values),

@@ -43,7 +43,9 @@ pub struct Transformer {
 
 impl std::fmt::Debug for Transformer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transformer").field("config", &self.config).finish()
+        f.debug_struct("Transformer")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -53,7 +55,10 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn missing(&self, name: &str) -> Error {
-        Error::MissingTensor { path: self.file.path().to_path_buf(), tensor: name.to_string() }
+        Error::MissingTensor {
+            path: self.file.path().to_path_buf(),
+            tensor: name.to_string(),
+        }
     }
 
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
@@ -81,7 +86,12 @@ impl Transformer {
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
         let config = arch::config_from_gguf(&file)?;
         let ld = Loader { file: &file };
-        let (d, q, kv, ff) = (config.d_model, config.q_dim(), config.kv_dim(), config.ffn_dim);
+        let (d, q, kv, ff) = (
+            config.d_model,
+            config.q_dim(),
+            config.kv_dim(),
+            config.ffn_dim,
+        );
         let hd = config.head_dim;
         let embed = ld.matrix("token_embd.weight", config.vocab_size, d)?;
         let output = match file.tensor("output.weight") {
@@ -115,7 +125,14 @@ impl Transformer {
             });
         }
         let out_norm = ld.vector("output_norm.weight", d)?;
-        Ok(Self { config, file, embed, blocks, out_norm, output })
+        Ok(Self {
+            config,
+            file,
+            embed,
+            blocks,
+            out_norm,
+            output,
+        })
     }
 
     /// The model's configuration.
@@ -152,10 +169,19 @@ impl Transformer {
         let d = self.config.d_model;
         let needed = cache.len() + tokens.len();
         if needed > self.config.context_length {
-            return Err(Error::ContextLengthExceeded { needed, max: self.config.context_length });
+            return Err(Error::ContextLengthExceeded {
+                needed,
+                max: self.config.context_length,
+            });
         }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::TokenOutOfRange { id, vocab_size: self.config.vocab_size });
+        if let Some(&id) = tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(Error::TokenOutOfRange {
+                id,
+                vocab_size: self.config.vocab_size,
+            });
         }
         let mut out = vec![0.0; want.len() * d];
         for (c, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
@@ -164,7 +190,12 @@ impl Transformer {
             for (w, &idx) in want.iter().enumerate() {
                 if idx >= base && idx < base + chunk.len() {
                     let row = &x[(idx - base) * d..(idx - base + 1) * d];
-                    k::rms_norm(row, &self.out_norm, self.config.rms_eps, &mut out[w * d..(w + 1) * d]);
+                    k::rms_norm(
+                        row,
+                        &self.out_norm,
+                        self.config.rms_eps,
+                        &mut out[w * d..(w + 1) * d],
+                    );
                 }
             }
         }
@@ -222,7 +253,14 @@ impl Transformer {
 
     /// Projects, normalises, rotates and caches q/k/v, then attends; returns the
     /// concatenated heads (`n * q_dim`).
-    fn attention(&self, blk: &Block, l: usize, h: &[f32], start: usize, cache: &mut KvCache) -> Vec<f32> {
+    fn attention(
+        &self,
+        blk: &Block,
+        l: usize,
+        h: &[f32],
+        start: usize,
+        cache: &mut KvCache,
+    ) -> Vec<f32> {
         let cfg = &self.config;
         let spec = &cfg.layers[l];
         let n = h.len() / cfg.d_model;
@@ -236,7 +274,8 @@ impl Transformer {
         let rope = |rows: &mut [f32], width: usize, norm: &Option<Vec<f32>>| {
             rows.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
                 if let Some(w) = norm {
-                    row.chunks_exact_mut(hd).for_each(|head| k::rms_norm_in_place(head, w, cfg.rms_eps));
+                    row.chunks_exact_mut(hd)
+                        .for_each(|head| k::rms_norm_in_place(head, w, cfg.rms_eps));
                 }
                 let pos = (start + i) as f32 * spec.rope_pos_scale;
                 k::rope_in_place(row, hd, cfg.rope_dim, pos, spec.rope_base, cfg.rope_style);
@@ -246,7 +285,12 @@ impl Transformer {
         rope(&mut kk, kvd, &blk.k_norm);
         let kh: Vec<f16> = kk.iter().map(|&x| f16::from_f32(x)).collect();
         let vh: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
-        let layer = StepKv { cached: &cache.layers[l], start, k: &kh, v: &vh };
+        let layer = StepKv {
+            cached: &cache.layers[l],
+            start,
+            k: &kh,
+            v: &vh,
+        };
         let shape = AttentionShape {
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
@@ -254,14 +298,14 @@ impl Transformer {
             scale: cfg.attn_scale,
         };
         let mut out = vec![0.0; n * qd];
-        out.par_chunks_mut(qd).zip(q.par_chunks(qd)).enumerate().for_each_init(
-            Vec::new,
-            |scores, (i, (o, qi))| {
+        out.par_chunks_mut(qd)
+            .zip(q.par_chunks(qd))
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (i, (o, qi))| {
                 let pos = start + i;
                 let lo = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
                 k::attend(qi, &layer, lo, pos, &shape, scores, o);
-            },
-        );
+            });
         cache.layers[l].store(start, &kh, &vh);
         out
     }
@@ -269,11 +313,14 @@ impl Transformer {
 
 fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
-    out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, r)| k::rms_norm(r, w, eps, o));
+    out.par_chunks_mut(d)
+        .zip(x.par_chunks(d))
+        .for_each(|(o, r)| k::rms_norm(r, w, eps, o));
 }
 
 fn norm_rows_in_place(x: &mut [f32], w: &[f32], eps: f32) {
-    x.par_chunks_mut(w.len()).for_each(|r| k::rms_norm_in_place(r, w, eps));
+    x.par_chunks_mut(w.len())
+        .for_each(|r| k::rms_norm_in_place(r, w, eps));
 }
 
 fn add(x: &mut [f32], y: &[f32]) {

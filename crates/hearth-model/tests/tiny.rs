@@ -1,6 +1,7 @@
 //! Model-free tests on tiny random models the project writes itself: every weight type
 //! loads and agrees with F32, incremental decoding equals one batch, sliding-window KV
 //! memory is bounded by the window, and bad files give errors naming the problem.
+#![allow(clippy::unwrap_used)]
 
 use hearth_gguf::GgmlType;
 use hearth_model::tiny::{TinySpec, VOCAB};
@@ -24,7 +25,10 @@ fn all_logits(m: &Transformer, toks: &[u32]) -> Vec<f32> {
 
 fn correlation(a: &[f32], b: &[f32]) -> f64 {
     let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&x| x as f64).sum::<f64>() / n, b.iter().map(|&x| x as f64).sum::<f64>() / n);
+    let (ma, mb) = (
+        a.iter().map(|&x| x as f64).sum::<f64>() / n,
+        b.iter().map(|&x| x as f64).sum::<f64>() / n,
+    );
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
     for (&x, &y) in a.iter().zip(b) {
         let (dx, dy) = (x as f64 - ma, y as f64 - mb);
@@ -62,7 +66,11 @@ fn every_weight_type_loads_and_tracks_f32() {
             let m = Transformer::open(write(&spec, &dir, &format!("{dtype}.gguf"))).unwrap();
             let got = all_logits(&m, &toks);
             let c = correlation(&want, &got);
-            assert!(c >= min_corr, "{} {dtype}: correlation with F32 {c:.5} < {min_corr}", base.arch);
+            assert!(
+                c >= min_corr,
+                "{} {dtype}: correlation with F32 {c:.5} < {min_corr}",
+                base.arch
+            );
         }
     }
 }
@@ -81,8 +89,16 @@ fn incremental_decoding_equals_one_batch() {
             let want: Vec<usize> = (0..chunk.len()).collect();
             inc.extend(m.forward(chunk, &mut cache, &want).unwrap());
         }
-        let max = batch.iter().zip(&inc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(max < 1e-3, "{}: incremental and batch logits differ by {max}", spec.arch);
+        let max = batch
+            .iter()
+            .zip(&inc)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max < 1e-3,
+            "{}: incremental and batch logits differ by {max}",
+            spec.arch
+        );
     }
 }
 
@@ -100,7 +116,11 @@ fn sliding_window_kv_stays_within_the_window() {
     let positions = cache.positions_per_layer();
     for (l, layer) in m.config().layers.iter().enumerate() {
         match layer.window {
-            Some(w) => assert_eq!(positions[l], w, "local layer {l} holds {} positions", positions[l]),
+            Some(w) => assert_eq!(
+                positions[l], w,
+                "local layer {l} holds {} positions",
+                positions[l]
+            ),
             None => assert_eq!(positions[l], 700, "global layer {l}"),
         }
     }
@@ -111,7 +131,10 @@ fn windowed_attention_ignores_tokens_beyond_the_window() {
     // With every layer local, logits after the window has passed cannot depend on the
     // earliest tokens, however they change.
     let dir = tempfile::tempdir().unwrap();
-    let spec = TinySpec { n_layers: 5, ..TinySpec::gemma3() };
+    let spec = TinySpec {
+        n_layers: 5,
+        ..TinySpec::gemma3()
+    };
     let m = Transformer::open(write(&spec, &dir, "g.gguf")).unwrap();
     assert!(m.config().layers.iter().all(|l| l.window == Some(16)));
     let a = tokens(120);
@@ -134,22 +157,34 @@ fn bad_inputs_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&TinySpec::llama(), &dir, "m.gguf");
     let m = Transformer::open(&path).unwrap();
-    let err = m.forward(&[VOCAB as u32], &mut m.new_cache(), &[0]).unwrap_err().to_string();
+    let err = m
+        .forward(&[VOCAB as u32], &mut m.new_cache(), &[0])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("outside the vocabulary"), "{err}");
     let long = vec![1u32; 2049];
-    let err = m.forward(&long, &mut m.new_cache(), &[0]).unwrap_err().to_string();
+    let err = m
+        .forward(&long, &mut m.new_cache(), &[0])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("context length exceeded"), "{err}");
 
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() - 5000]).unwrap();
     let err = Transformer::open(&cut).unwrap_err().to_string();
-    assert!(err.contains("cut.gguf") && err.contains("tensor `blk.1.") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("cut.gguf") && err.contains("tensor `blk.1.") && err.contains("truncated"),
+        "{err}"
+    );
 
     let mut spec = TinySpec::llama();
     spec.arch = "mamba";
     let other = dir.path().join("mamba.gguf");
     spec.write(&other).unwrap();
     let err = Transformer::open(&other).unwrap_err().to_string();
-    assert!(err.contains("architecture `mamba` is not supported") && err.contains("mamba.gguf"), "{err}");
+    assert!(
+        err.contains("architecture `mamba` is not supported") && err.contains("mamba.gguf"),
+        "{err}"
+    );
 }

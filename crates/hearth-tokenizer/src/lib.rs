@@ -32,8 +32,8 @@ mod unicode;
 mod unicode_data;
 mod vocab;
 
-pub use error::{Error, Result};
 pub use chat::{ChatError, ChatMessage, ChatTemplate};
+pub use error::{Error, Result};
 pub use stream::StreamDecoder;
 
 use hearth_gguf::GgufFile;

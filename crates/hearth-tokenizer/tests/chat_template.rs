@@ -1,4 +1,5 @@
 //! Chat template rendering: a real model's template, the Gemma built-in, failures.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

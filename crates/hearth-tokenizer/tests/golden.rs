@@ -1,5 +1,6 @@
 //! llama.cpp's tokenization of real models (`shared/golden/*/tokenize.json`, made with
 //! add_special = true, parse_special = true) must be reproduced exactly.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

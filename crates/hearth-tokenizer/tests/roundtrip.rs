@@ -1,6 +1,7 @@
 //! Random texts: tokenizing never fails, and where llama.cpp's detokenizer is lossless
 //! (no space clean-up, no space prefix), decoding gives the text back. (SentencePiece
 //! cannot tell a literal U+2581 from an escaped space, so the texts leave it out.)
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The `hearth` binary end to end: on a tiny model it writes itself, and on the real
 //! models where they are cached.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,10 @@ use std::process::{Command, Output, Stdio};
 use hearth_model::tiny::TinySpec;
 
 fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -41,11 +45,30 @@ fn generate_json_is_deterministic_at_temperature_zero() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny(dir.path());
     let m = m.to_str().unwrap();
-    let args = ["generate", "-m", m, "-p", "hello", "-n", "8", "--temperature", "0", "--json", "-t", "1"];
+    let args = [
+        "generate",
+        "-m",
+        m,
+        "-p",
+        "hello",
+        "-n",
+        "8",
+        "--temperature",
+        "0",
+        "--json",
+        "-t",
+        "1",
+    ];
     let a = hearth(&args);
     assert!(a.status.success(), "{}", stderr(&a));
     let v: serde_json::Value = serde_json::from_str(stdout(&a).trim()).unwrap();
-    for key in ["prompt_ids", "generated_ids", "text", "prefill_tok_s", "decode_tok_s"] {
+    for key in [
+        "prompt_ids",
+        "generated_ids",
+        "text",
+        "prefill_tok_s",
+        "decode_tok_s",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["generated_ids"].as_array().unwrap().len(), 8);
@@ -59,15 +82,31 @@ fn generate_json_is_deterministic_at_temperature_zero() {
 fn bad_model_and_bad_flags_give_clear_errors() {
     let o = hearth(&["generate", "-m", "/nonexistent/model.gguf", "-p", "hi"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("/nonexistent/model.gguf"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/model.gguf"),
+        "{}",
+        stderr(&o)
+    );
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a model").unwrap();
     let o = hearth(&["tokenize", "-m", junk.to_str().unwrap(), "--text", "hi"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("junk.gguf") && stderr(&o).contains("not a GGUF file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("junk.gguf") && stderr(&o).contains("not a GGUF file"),
+        "{}",
+        stderr(&o)
+    );
     let m = tiny(dir.path());
-    let o = hearth(&["generate", "-m", m.to_str().unwrap(), "-p", "hi", "--top-p", "3"]);
+    let o = hearth(&[
+        "generate",
+        "-m",
+        m.to_str().unwrap(),
+        "-p",
+        "hi",
+        "--top-p",
+        "3",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("top_p"), "{}", stderr(&o));
 }
@@ -77,7 +116,15 @@ fn chat_answers_a_conversation_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["chat", "-m", m.to_str().unwrap(), "-n", "5", "--temperature", "0"])
+        .args([
+            "chat",
+            "-m",
+            m.to_str().unwrap(),
+            "-n",
+            "5",
+            "--temperature",
+            "0",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,19 +148,41 @@ fn perplexity_on_a_tiny_model() {
     let text = dir.path().join("t.txt");
     let body = "the quick brown fox jumps over the lazy dog ".repeat(10);
     std::fs::write(&text, &body).unwrap();
-    let t = hearth(&["tokenize", "-m", m.to_str().unwrap(), "--text", &body, "--json"]);
+    let t = hearth(&[
+        "tokenize",
+        "-m",
+        m.to_str().unwrap(),
+        "--text",
+        &body,
+        "--json",
+    ]);
     let n_tokens = serde_json::from_str::<serde_json::Value>(stdout(&t).trim()).unwrap()["ids"]
         .as_array()
         .unwrap()
         .len();
-    let o = hearth(&["perplexity", "-m", m.to_str().unwrap(), "-f", text.to_str().unwrap(), "--ctx", "64", "--json"]);
+    let o = hearth(&[
+        "perplexity",
+        "-m",
+        m.to_str().unwrap(),
+        "-f",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let chunks = n_tokens / 64;
     assert_eq!(v["n_chunks"], chunks);
     assert_eq!(v["scored_tokens"], chunks * 31);
     assert!(v["ppl"].as_f64().unwrap() > 1.0);
-    let o = hearth(&["perplexity", "-m", m.to_str().unwrap(), "-f", "/nonexistent.txt"]);
+    let o = hearth(&[
+        "perplexity",
+        "-m",
+        m.to_str().unwrap(),
+        "-f",
+        "/nonexistent.txt",
+    ]);
     assert!(stderr(&o).contains("/nonexistent.txt"), "{}", stderr(&o));
 }
 
@@ -121,13 +190,24 @@ fn perplexity_on_a_tiny_model() {
 fn tokenize_matches_llama_cpp_on_the_real_models() {
     for (name, _) in [("gemma3-270m", 0), ("smollm2-135m", 0)] {
         let Some(path) = real(name) else { continue };
-        let golden_path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/golden"))
-            .join(name)
-            .join("tokenize.json");
-        let golden: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
+        let golden_path = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/golden"
+        ))
+        .join(name)
+        .join("tokenize.json");
+        let golden: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
         for case in golden["cases"].as_array().unwrap().iter().take(6) {
             let text = case["text"].as_str().unwrap();
-            let o = hearth(&["tokenize", "-m", path.to_str().unwrap(), "--text", text, "--json"]);
+            let o = hearth(&[
+                "tokenize",
+                "-m",
+                path.to_str().unwrap(),
+                "--text",
+                text,
+                "--json",
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
             let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
             assert_eq!(v["ids"], case["ids"], "{name}: {text:?}");
@@ -144,6 +224,9 @@ fn pull_prints_the_cached_path_last() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let last = out.lines().last().unwrap();
-    assert!(Path::new(last).is_absolute() && Path::new(last).exists(), "{last}");
+    assert!(
+        Path::new(last).is_absolute() && Path::new(last).exists(),
+        "{last}"
+    );
     assert!(last.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
 }

@@ -24,9 +24,16 @@ pub(crate) fn config(f: &GgufFile, arch: &str) -> Result<ModelConfig> {
             what: "sliding window of 0 positions".into(),
         });
     }
-    let local = || LayerSpec { rope_base: LOCAL_ROPE_BASE, rope_pos_scale: 1.0, window: Some(window) };
-    let global =
-        || LayerSpec { rope_base: c.rope_base, rope_pos_scale: c.rope_pos_scale, window: None };
+    let local = || LayerSpec {
+        rope_base: LOCAL_ROPE_BASE,
+        rope_pos_scale: 1.0,
+        window: Some(window),
+    };
+    let global = || LayerSpec {
+        rope_base: c.rope_base,
+        rope_pos_scale: c.rope_pos_scale,
+        window: None,
+    };
     // Newer converters write the pattern as a period or as one flag per layer.
     let key = format!("{arch}.attention.sliding_window_pattern");
     let is_local: Vec<bool> = match f.get(&key) {
@@ -35,17 +42,27 @@ pub(crate) fn config(f: &GgufFile, arch: &str) -> Result<ModelConfig> {
         }
         Some(v) if v.as_u64().is_some() => {
             let period = v.as_u64().unwrap_or(PATTERN as u64).max(1) as usize;
-            (0..c.n_layers).map(|i| !(i + 1).is_multiple_of(period)).collect()
+            (0..c.n_layers)
+                .map(|i| !(i + 1).is_multiple_of(period))
+                .collect()
         }
         Some(v) => {
             return Err(Error::BadConfig {
                 path: f.path().to_path_buf(),
-                what: format!("`{key}` should be a period or one flag per layer, found {}", v.type_name()),
+                what: format!(
+                    "`{key}` should be a period or one flag per layer, found {}",
+                    v.type_name()
+                ),
             })
         }
-        None => (0..c.n_layers).map(|i| !(i + 1).is_multiple_of(PATTERN)).collect(),
+        None => (0..c.n_layers)
+            .map(|i| !(i + 1).is_multiple_of(PATTERN))
+            .collect(),
     };
-    let layers = is_local.iter().map(|&l| if l { local() } else { global() }).collect();
+    let layers = is_local
+        .iter()
+        .map(|&l| if l { local() } else { global() })
+        .collect();
     Ok(ModelConfig {
         architecture: arch.to_string(),
         d_model: c.d_model,

@@ -9,7 +9,11 @@ use crate::{Activation, LayerSpec, ModelConfig, Result};
 
 pub(crate) fn config(f: &GgufFile, arch: &str) -> Result<ModelConfig> {
     let c = Common::read(f, arch)?;
-    let layer = LayerSpec { rope_base: c.rope_base, rope_pos_scale: c.rope_pos_scale, window: None };
+    let layer = LayerSpec {
+        rope_base: c.rope_base,
+        rope_pos_scale: c.rope_pos_scale,
+        window: None,
+    };
     Ok(ModelConfig {
         architecture: arch.to_string(),
         d_model: c.d_model,

@@ -11,10 +11,7 @@ use crate::{Error, ModelConfig, Result};
 type ConfigFn = fn(&GgufFile, &str) -> Result<ModelConfig>;
 
 /// `general.architecture` value → config reader.
-const REGISTRY: &[(&str, ConfigFn)] = &[
-    ("llama", llama::config),
-    ("gemma3", gemma3::config),
-];
+const REGISTRY: &[(&str, ConfigFn)] = &[("llama", llama::config), ("gemma3", gemma3::config)];
 
 /// Names of the architectures this build runs.
 pub fn supported_architectures() -> Vec<&'static str> {
@@ -25,7 +22,10 @@ pub fn supported_architectures() -> Vec<&'static str> {
 pub(crate) fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig> {
     let arch = f.str("general.architecture")?;
     let (_, read) = REGISTRY.iter().find(|(n, _)| *n == arch).ok_or_else(|| {
-        Error::UnsupportedArchitecture { path: f.path().to_path_buf(), arch: arch.to_string() }
+        Error::UnsupportedArchitecture {
+            path: f.path().to_path_buf(),
+            arch: arch.to_string(),
+        }
     })?;
     read(f, arch)
 }
@@ -49,13 +49,17 @@ pub(crate) struct Common {
 impl Common {
     pub fn read(f: &GgufFile, arch: &str) -> Result<Self> {
         let key = |k: &str| format!("{arch}.{k}");
-        let bad = |what: String| Error::BadConfig { path: f.path().to_path_buf(), what };
+        let bad = |what: String| Error::BadConfig {
+            path: f.path().to_path_buf(),
+            what,
+        };
         let d_model = f.u64(&key("embedding_length"))? as usize;
         let n_layers = f.u64(&key("block_count"))? as usize;
         let n_heads = f.u64(&key("attention.head_count"))? as usize;
-        let n_kv_heads =
-            f.u64_opt(&key("attention.head_count_kv"))?.map_or(n_heads, |v| v as usize);
-        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+        let n_kv_heads = f
+            .u64_opt(&key("attention.head_count_kv"))?
+            .map_or(n_heads, |v| v as usize);
+        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
             return Err(bad(format!(
                 "{n_heads} query heads cannot share {n_kv_heads} key/value heads"
             )));
@@ -64,25 +68,33 @@ impl Common {
             Some(v) => v as usize,
             None => d_model / n_heads,
         };
-        let rope_dim = f.u64_opt(&key("rope.dimension_count"))?.map_or(head_dim, |v| v as usize);
-        if rope_dim > head_dim || rope_dim % 2 != 0 || rope_dim > 512 {
-            return Err(bad(format!("rope dimension {rope_dim} does not fit head size {head_dim}")));
+        let rope_dim = f
+            .u64_opt(&key("rope.dimension_count"))?
+            .map_or(head_dim, |v| v as usize);
+        if rope_dim > head_dim || !rope_dim.is_multiple_of(2) || rope_dim > 512 {
+            return Err(bad(format!(
+                "rope dimension {rope_dim} does not fit head size {head_dim}"
+            )));
         }
         let rope_pos_scale = match f.str_opt(&key("rope.scaling.type"))? {
             None | Some("none") => 1.0,
             Some("linear") => {
                 let factor = f.f64_opt(&key("rope.scaling.factor"))?.unwrap_or(1.0);
                 if factor <= 0.0 {
-                    return Err(bad(format!("rope scaling factor {factor} must be positive")));
+                    return Err(bad(format!(
+                        "rope scaling factor {factor} must be positive"
+                    )));
                 }
                 (1.0 / factor) as f32
             }
             Some(other) => return Err(bad(format!("rope scaling `{other}` is not supported"))),
         };
-        let embd = f.tensor("token_embd.weight").ok_or_else(|| Error::MissingTensor {
-            path: f.path().to_path_buf(),
-            tensor: "token_embd.weight".into(),
-        })?;
+        let embd = f
+            .tensor("token_embd.weight")
+            .ok_or_else(|| Error::MissingTensor {
+                path: f.path().to_path_buf(),
+                tensor: "token_embd.weight".into(),
+            })?;
         let vocab_size = embd.dims.get(1).copied().unwrap_or(0) as usize;
         Ok(Self {
             d_model,

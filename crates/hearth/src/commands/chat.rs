@@ -51,24 +51,35 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let tpl = template_for(&m)?;
     let mut messages = Vec::new();
     if let Some(s) = &args.system {
-        messages.push(ChatMessage { role: "system".into(), content: s.clone() });
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: s.clone(),
+        });
     }
     let mut session = Session::new(&m.model);
     let params = args.sampling.params();
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut input = String::new();
-        stdin.lock().read_to_string(&mut input).context("reading the conversation from stdin")?;
+        stdin
+            .lock()
+            .read_to_string(&mut input)
+            .context("reading the conversation from stdin")?;
         messages.extend(parse_conversation(&input)?);
         reply(&m, &tpl, &mut session, &messages, &params)?;
         return Ok(());
     }
-    eprintln!("Chatting with {} (type /reset to start over, /exit or Ctrl-D to leave).", args.model.model);
+    eprintln!(
+        "Chatting with {} (type /reset to start over, /exit or Ctrl-D to leave).",
+        args.model.model
+    );
     let mut lines = stdin.lock().lines();
     loop {
         eprint!("> ");
         std::io::stderr().flush()?;
-        let Some(line) = lines.next().transpose()? else { break };
+        let Some(line) = lines.next().transpose()? else {
+            break;
+        };
         let line = line.trim();
         match line {
             "" => continue,
@@ -79,9 +90,15 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
             }
             _ => {}
         }
-        messages.push(ChatMessage { role: "user".into(), content: line.to_string() });
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: line.to_string(),
+        });
         let text = reply(&m, &tpl, &mut session, &messages, &params)?;
-        messages.push(ChatMessage { role: "assistant".into(), content: text });
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            content: text,
+        });
     }
     Ok(())
 }
@@ -108,13 +125,20 @@ fn reply(
 fn parse_conversation(input: &str) -> anyhow::Result<Vec<ChatMessage>> {
     let trimmed = input.trim();
     if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(trimmed).context("stdin looks like JSON but does not parse")?;
+        let v: serde_json::Value =
+            serde_json::from_str(trimmed).context("stdin looks like JSON but does not parse")?;
         let list = v.get("messages").unwrap_or(&v).clone();
         let messages: Vec<ChatMessage> = serde_json::from_value(list)
             .context("stdin JSON must be a list of {\"role\", \"content\"} messages")?;
-        anyhow::ensure!(!messages.is_empty(), "the conversation on stdin has no messages");
+        anyhow::ensure!(
+            !messages.is_empty(),
+            "the conversation on stdin has no messages"
+        );
         return Ok(messages);
     }
     anyhow::ensure!(!trimmed.is_empty(), "nothing to answer: stdin is empty");
-    Ok(vec![ChatMessage { role: "user".into(), content: trimmed.to_string() }])
+    Ok(vec![ChatMessage {
+        role: "user".into(),
+        content: trimmed.to_string(),
+    }])
 }

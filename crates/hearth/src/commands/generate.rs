@@ -85,7 +85,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let m = args.model.load()?;
     let prompt_ids = if args.chat {
         let tpl = template_for(&m)?;
-        let text = tpl.render(&[ChatMessage { role: "user".into(), content: args.prompt.clone() }], true)?;
+        let text = tpl.render(
+            &[ChatMessage {
+                role: "user".into(),
+                content: args.prompt.clone(),
+            }],
+            true,
+        )?;
         super::chat::encode_rendered(&m.tokenizer, &text)?
     } else {
         m.tokenizer.encode(&args.prompt, true, true)?

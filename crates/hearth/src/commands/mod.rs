@@ -49,7 +49,8 @@ impl ModelArgs {
     pub fn load_tokenizer(&self) -> anyhow::Result<Tokenizer> {
         let path = hearth_hub::resolve(&self.model, &pull::progress_bar())?;
         let file = GgufFile::open(&path)?;
-        Tokenizer::from_gguf(&file).with_context(|| format!("{}: reading the tokenizer", path.display()))
+        Tokenizer::from_gguf(&file)
+            .with_context(|| format!("{}: reading the tokenizer", path.display()))
     }
 }
 

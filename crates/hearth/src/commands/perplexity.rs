@@ -31,7 +31,11 @@ pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
     let tokens = m.tokenizer.encode(&text, true, false)?;
     let cfg = PerplexityConfig {
         ctx: args.ctx,
-        bos: if m.tokenizer.add_bos() { m.tokenizer.bos() } else { None },
+        bos: if m.tokenizer.add_bos() {
+            m.tokenizer.bos()
+        } else {
+            None
+        },
     };
     let mut err = std::io::stderr();
     let report = perplexity(&m.model, &tokens, &cfg, |done, total, ppl| {

@@ -18,8 +18,10 @@ pub struct TokenizeArgs {
 pub fn run(args: &TokenizeArgs) -> anyhow::Result<()> {
     let tok = args.model.load_tokenizer()?;
     let ids = tok.encode(&args.text, true, true)?;
-    let pieces: Vec<String> =
-        ids.iter().map(|&id| String::from_utf8_lossy(&tok.token_bytes(id, true)).into_owned()).collect();
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&id| String::from_utf8_lossy(&tok.token_bytes(id, true)).into_owned())
+        .collect();
     if args.json {
         println!("{}", serde_json::json!({ "ids": ids, "pieces": pieces }));
     } else {

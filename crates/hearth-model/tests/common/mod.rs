@@ -1,4 +1,5 @@
 //! Locating the real models and the golden outputs for tests.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -32,7 +33,10 @@ pub fn model_path(name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: model {name} not found at {} (run `hearth pull {name}`)", p.display());
+        eprintln!(
+            "SKIPPED: model {name} not found at {} (run `hearth pull {name}`)",
+            p.display()
+        );
         None
     }
 }
@@ -44,6 +48,11 @@ pub fn golden(model: &str, file: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// A JSON array of token ids.
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
