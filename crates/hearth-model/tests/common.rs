@@ -1,4 +1,5 @@
 //! Locating the real models and the golden outputs for tests.
+#![allow(clippy::unwrap_used)] // test helpers may panic
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ pub fn golden(model: &str, file: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// A JSON array of token ids.
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }

@@ -1,5 +1,6 @@
 //! The model against llama.cpp's outputs in shared/golden: teacher-forced top-5
 //! log-probs and greedy continuations, for both real models.
+#![allow(clippy::unwrap_used)] // test helpers may panic
 
 mod common;
 

@@ -55,7 +55,7 @@ impl Common {
         let n_heads = f.u64(&key("attention.head_count"))? as usize;
         let n_kv_heads =
             f.u64_opt(&key("attention.head_count_kv"))?.map_or(n_heads, |v| v as usize);
-        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
             return Err(bad(format!(
                 "{n_heads} query heads cannot share {n_kv_heads} key/value heads"
             )));
