@@ -96,30 +96,24 @@ fn block_q4_1(bx: &BlockQ4_1, by: &BlockQ8_1) -> (__m256, __m128) {
 
 /// AVX2 [`super::vec_dot_q4_1_q8_1`] over `min(x.len(), y.len())` blocks.
 ///
+/// One accumulator, blocks in order, minimum terms summed apart and added last:
+/// ggml's AVX2 kernel's float order, so results track llama.cpp's bit for bit where
+/// it runs that kernel.
+///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    // Two accumulators hide the FMA latency.
-    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut acc = _mm256_setzero_ps();
     let mut mins = _mm_setzero_ps();
-    let mut pairs_x = x.chunks_exact(2);
-    let mut pairs_y = y.chunks_exact(2);
-    for (px, py) in (&mut pairs_x).zip(&mut pairs_y) {
-        for k in 0..2 {
-            let (p, s) = block_q4_1(&px[k], &py[k]);
-            acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), p, acc[k]);
-            mins = _mm_add_ps(mins, s);
-        }
-    }
-    for (bx, by) in pairs_x.remainder().iter().zip(pairs_y.remainder()) {
+    for (bx, by) in x.iter().zip(y) {
         let (p, s) = block_q4_1(bx, by);
-        acc[0] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), p, acc[0]);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), p, acc);
         mins = _mm_add_ps(mins, s);
     }
     // Lane 1 of `mins` holds Σ m_x s_y.
     let mins = _mm_cvtss_f32(_mm_movehdup_ps(mins));
-    hsum(_mm256_add_ps(acc[0], acc[1])) + mins
+    hsum(acc) + mins
 }
 
 /// One Q5_0 block against one Q8_0 block: the block's eight `i32` partial sums as `f32`.
@@ -140,34 +134,18 @@ fn block_q5_0(bx: &BlockQ5_0, by: &BlockQ8_0) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
 }
 
-/// AVX2 [`super::vec_dot_q5_0_q8_0`] over `min(x.len(), y.len())` blocks.
+/// AVX2 [`super::vec_dot_q5_0_q8_0`] over `min(x.len(), y.len())` blocks, in
+/// ggml's AVX2 float order (one accumulator, blocks in order).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C ([`available`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut pairs_x = x.chunks_exact(2);
-    let mut pairs_y = y.chunks_exact(2);
-    for (px, py) in (&mut pairs_x).zip(&mut pairs_y) {
-        // [dx0, dx1, dy0, dy1] → d0 = dx0 dy0, d1 = dx1 dy1.
-        let s = halves(
-            [px[0].d.to_bits(), px[1].d.to_bits()],
-            [py[0].d.to_bits(), py[1].d.to_bits()],
-        );
-        let d = _mm_mul_ps(s, _mm_movehl_ps(s, s));
-        acc[0] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), block_q5_0(&px[0], &py[0]), acc[0]);
-        let d1 = _mm_movehdup_ps(d);
-        acc[1] = _mm256_fmadd_ps(
-            _mm256_broadcastss_ps(d1),
-            block_q5_0(&px[1], &py[1]),
-            acc[1],
-        );
-    }
-    for (bx, by) in pairs_x.remainder().iter().zip(pairs_y.remainder()) {
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x.iter().zip(y) {
         let s = halves([bx.d.to_bits(), 0], [by.d.to_bits(), 0]);
         let d = _mm_mul_ps(s, _mm_movehl_ps(s, s));
-        acc[0] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), block_q5_0(bx, by), acc[0]);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), block_q5_0(bx, by), acc);
     }
-    hsum(_mm256_add_ps(acc[0], acc[1]))
+    hsum(acc)
 }
