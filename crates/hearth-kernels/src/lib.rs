@@ -1,5 +1,5 @@
 //! CPU kernels on plain `f32` slices: RMS normalisation, rotary embeddings,
-//! activations, softmax and attention.
+//! activations, softmax, attention, and dot products of ggml quantized blocks.
 //!
 //! This crate depends on no tensor library and nothing of ours, so each kernel can be
 //! tested and benchmarked alone. Key design choice: kernels take slices and sizes,
@@ -8,6 +8,7 @@
 mod activation;
 mod attention;
 mod norm;
+pub mod quant;
 mod rope;
 
 pub use activation::{gelu_tanh, gelu_tanh_mul, silu_mul};

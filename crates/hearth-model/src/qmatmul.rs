@@ -2,17 +2,19 @@
 //! the memory map. Activations are quantized to the weight type's dot-product format
 //! (Q8_0, Q8_1 or Q8_K) as ggml does, so results match llama.cpp's numerics.
 //!
-//! This is the seam a faster kernel replaces; today the block formats and dot
-//! products come from candle's `k_quants`.
+//! This is the seam a faster kernel replaces; the block formats and most dot products
+//! come from candle's `k_quants`. Q4_1 and Q5_0 weights, for which candle has only
+//! scalar code, go through `hearth_kernels::quant`'s SIMD dot products instead.
 
 use std::sync::Arc;
 
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8K, BlockQ8_0, GgmlType as Block,
+    BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType as Block,
 };
 use half::{bf16, f16};
 use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
+use hearth_kernels::quant::{self, QuantBlock};
 use rayon::prelude::*;
 
 use crate::{Error, Result};
@@ -163,16 +165,33 @@ impl QMatrix {
         let n = x.len() / self.cols;
         debug_assert_eq!(out.len(), n * self.rows);
         let data = self.file.tensor_data(&self.info);
-        dispatch!(
-            self.info.dtype,
-            matmul_typed,
-            data,
-            self.rows,
-            self.cols,
-            x,
-            n,
-            out
-        )
+        let (rows, cols) = (self.rows, self.cols);
+        let done = match self.info.dtype {
+            GgmlType::Q4_1 => matmul_quant::<BlockQ4_1, quant::BlockQ4_1, quant::BlockQ8_1>(
+                data,
+                rows,
+                cols,
+                x,
+                n,
+                out,
+                q8_1_bytes,
+                quant::vec_dot_q4_1_q8_1,
+            ),
+            GgmlType::Q5_0 => matmul_quant::<BlockQ5_0, quant::BlockQ5_0, quant::BlockQ8_0>(
+                data,
+                rows,
+                cols,
+                x,
+                n,
+                out,
+                q8_0_bytes,
+                quant::vec_dot_q5_0_q8_0,
+            ),
+            _ => false,
+        };
+        if !done {
+            dispatch!(self.info.dtype, matmul_typed, data, rows, cols, x, n, out)
+        }
     }
 
     /// Dequantizes row `r` into `out` (`cols` values): embedding lookups.
@@ -229,4 +248,132 @@ fn matmul_typed<T: Block>(
             }
         }
     });
+}
+
+// candle's activation blocks and ours share ggml's layout: `repr(C)`, no padding.
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == std::mem::size_of::<quant::BlockQ8_0>());
+const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == std::mem::size_of::<quant::BlockQ8_1>());
+
+/// The bytes of candle's Q8_0 activation blocks.
+fn q8_0_bytes(q: &[BlockQ8_0]) -> &[u8] {
+    // SAFETY: `BlockQ8_0` is `repr(C)` {f16, [i8; 32]}, 34 bytes without padding, so
+    // every byte is initialised; `u8` needs no alignment; the lifetime is `q`'s.
+    unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
+}
+
+/// The bytes of candle's Q8_1 activation blocks.
+fn q8_1_bytes(q: &[BlockQ8_1]) -> &[u8] {
+    // SAFETY: `BlockQ8_1` is `repr(C)` {f16, f16, [i8; 32]}, 36 bytes without padding,
+    // so every byte is initialised; `u8` needs no alignment; the lifetime is `q`'s.
+    unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
+}
+
+/// [`matmul_typed`] with `hearth_kernels`' dot product `dot` of weight blocks `W`
+/// (candle's `T`) and activation blocks `A` (candle's `T::VecDotType`, quantized by
+/// candle and reinterpreted through `as_bytes`). Returns `false`, having written
+/// nothing, if the bytes cannot be viewed as blocks.
+#[allow(clippy::too_many_arguments)]
+fn matmul_quant<T: Block, W: QuantBlock, A: QuantBlock>(
+    data: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    as_bytes: fn(&[T::VecDotType]) -> &[u8],
+    dot: impl Fn(&[W], &[A]) -> f32 + Sync,
+) -> bool {
+    let Ok(w) = W::cast_slice(data) else {
+        return false;
+    };
+    let wpr = cols / T::BLCK_SIZE;
+    let xpr = cols / T::VecDotType::BLCK_SIZE;
+    let mut xq = vec![T::VecDotType::zeros(); n * xpr];
+    if n > 1 {
+        xq.par_chunks_mut(xpr)
+            .zip(x.par_chunks(cols))
+            .for_each(|(q, xr)| T::VecDotType::from_float(xr, q));
+    } else {
+        T::VecDotType::from_float(x, &mut xq);
+    }
+    let Ok(xq) = A::cast_slice(as_bytes(&xq)) else {
+        return false;
+    };
+    if w.len() != rows * wpr || xq.len() != n * xpr {
+        return false;
+    }
+    let step = rows_per_task(rows);
+    let ptr = OutPtr(out.as_mut_ptr());
+    (0..rows.div_ceil(step)).into_par_iter().for_each(|task| {
+        for r in task * step..((task + 1) * step).min(rows) {
+            let wr = &w[r * wpr..(r + 1) * wpr];
+            for t in 0..n {
+                let v = dot(wr, &xq[t * xpr..(t + 1) * xpr]);
+                // SAFETY: (t, r) pairs are disjoint across tasks and within bounds.
+                unsafe { ptr.write(t * rows + r, v) };
+            }
+        }
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1) with a few outliers, like activations.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+                if i % 97 == 0 {
+                    v * 20.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    fn as_blocks<B: QuantBlock>(bytes: &[u8]) -> &[B] {
+        B::cast_slice(bytes).unwrap()
+    }
+
+    /// Our kernels read candle's blocks with the same meaning as candle's own vec_dot.
+    #[test]
+    fn kernels_agree_with_candle() {
+        let cols = 640;
+        for seed in 0..8 {
+            let (w, a) = (values(cols, seed), values(cols, seed + 100));
+            let mut wq = vec![BlockQ4_1::zeros(); cols / 32];
+            let mut aq = vec![BlockQ8_1::zeros(); cols / 32];
+            BlockQ4_1::from_float(&w, &mut wq);
+            BlockQ8_1::from_float(&a, &mut aq);
+            let want = BlockQ4_1::vec_dot(cols, &wq, &aq);
+            // SAFETY: candle's BlockQ4_1 is repr(C) {f16, f16, [u8; 16]}, no padding.
+            let wb = unsafe { std::slice::from_raw_parts(wq.as_ptr().cast::<u8>(), wq.len() * 20) };
+            let got = quant::vec_dot_q4_1_q8_1(as_blocks(wb), as_blocks(q8_1_bytes(&aq)));
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "Q4_1 {got} vs {want}"
+            );
+
+            let mut wq = vec![BlockQ5_0::zeros(); cols / 32];
+            let mut aq = vec![BlockQ8_0::zeros(); cols / 32];
+            BlockQ5_0::from_float(&w, &mut wq);
+            BlockQ8_0::from_float(&a, &mut aq);
+            let want = BlockQ5_0::vec_dot(cols, &wq, &aq);
+            // SAFETY: candle's BlockQ5_0 is repr(C) {f16, [u8; 4], [u8; 16]}, no padding.
+            let wb = unsafe { std::slice::from_raw_parts(wq.as_ptr().cast::<u8>(), wq.len() * 22) };
+            let got = quant::vec_dot_q5_0_q8_0(as_blocks(wb), as_blocks(q8_0_bytes(&aq)));
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "Q5_0 {got} vs {want}"
+            );
+        }
+    }
 }

@@ -1,0 +1,151 @@
+//! AVX2 + FMA + F16C dot products, after ggml's x86 kernels.
+//!
+//! Each block's 32 products are formed with `_mm256_maddubs_epi16` (unsigned bytes ×
+//! signed bytes → pairwise-summed `i16`), widened with `_mm256_madd_epi16` against ones
+//! to eight `i32` partial sums, converted to `f32`, and accumulated with one FMA by the
+//! block's combined scale. The integer part is exact; only the float accumulation
+//! order differs from the scalar reference.
+
+use std::arch::x86_64::*;
+
+use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+
+/// Whether this CPU runs the kernels of this module (checked once).
+pub fn available() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
+}
+
+/// Sum of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// The 16 packed bytes as 32 values in `[0, 15]`: low nibbles first, then high.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
+    let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// Byte `i` is `0xFF` where bit `i` of the little-endian `bits` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
+    // Spread byte k of the word over bytes 8k..8k+8, then test bit (i mod 8) of each
+    // byte by setting every other bit and comparing with all-ones.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(i32::from_le_bytes(bits)),
+        _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0,
+        ),
+    );
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
+}
+
+/// The 32 signed bytes of an activation block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_q8(qs: &[i8; 32]) -> __m256i {
+    // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
+}
+
+/// Four `f16` (as two little-endian pairs of bits) to `f32`: `[a0, a1, b0, b1]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn halves(a: [u16; 2], b: [u16; 2]) -> __m128 {
+    let a = i32::from(a[0]) | (i32::from(a[1]) << 16);
+    let b = i32::from(b[0]) | (i32::from(b[1]) << 16);
+    _mm_cvtph_ps(_mm_set_epi32(0, 0, b, a))
+}
+
+/// One Q4_1 block against one Q8_1 block: the block's eight `i32` partial sums as
+/// `f32`, and the vector `[d_x d_y, m_x s_y, ·, ·]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block_q4_1(bx: &BlockQ4_1, by: &BlockQ8_1) -> (__m256, __m128) {
+    let s = halves(
+        [bx.d.to_bits(), bx.m.to_bits()],
+        [by.d.to_bits(), by.s.to_bits()],
+    );
+    // [dx, mx, dy, sy] * [dy, sy, dy, sy]
+    let scales = _mm_mul_ps(s, _mm_movehl_ps(s, s));
+    // Nibbles are unsigned, activations signed: exactly maddubs' operand types, and
+    // 2 · 15 · 128 cannot saturate an i16.
+    let pairs = _mm256_maddubs_epi16(nibbles(&bx.qs), load_q8(&by.qs));
+    let sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    (_mm256_cvtepi32_ps(sums), scales)
+}
+
+/// AVX2 [`super::vec_dot_q4_1_q8_1`] over `min(x.len(), y.len())` blocks.
+///
+/// One accumulator, blocks in order, minimum terms summed apart and added last:
+/// ggml's AVX2 kernel's float order, so results track llama.cpp's bit for bit where
+/// it runs that kernel.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = _mm_setzero_ps();
+    for (bx, by) in x.iter().zip(y) {
+        let (p, s) = block_q4_1(bx, by);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), p, acc);
+        mins = _mm_add_ps(mins, s);
+    }
+    // Lane 1 of `mins` holds Σ m_x s_y.
+    let mins = _mm_cvtss_f32(_mm_movehdup_ps(mins));
+    hsum(acc) + mins
+}
+
+/// One Q5_0 block against one Q8_0 block: the block's eight `i32` partial sums as `f32`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block_q5_0(bx: &BlockQ5_0, by: &BlockQ8_0) -> __m256 {
+    // q = nibble | fifth bit << 4, in [0, 31], unsigned for maddubs. The centred value
+    // is q - 16, so subtract 16 · Σ pairs of y: exact for every i8 activation,
+    // including -128 (ggml's sign trick instead assumes activations above -128).
+    let high = _mm256_and_si256(bytes_from_bits(bx.qh), _mm256_set1_epi8(0x10));
+    let q = _mm256_or_si256(nibbles(&bx.qs), high);
+    let y = load_q8(&by.qs);
+    // |2 · 31 · 128| and the difference below stay well inside i16.
+    let pairs = _mm256_sub_epi16(
+        _mm256_maddubs_epi16(q, y),
+        _mm256_maddubs_epi16(_mm256_set1_epi8(16), y),
+    );
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// AVX2 [`super::vec_dot_q5_0_q8_0`] over `min(x.len(), y.len())` blocks, in
+/// ggml's AVX2 float order (one accumulator, blocks in order).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x.iter().zip(y) {
+        let s = halves([bx.d.to_bits(), 0], [by.d.to_bits(), 0]);
+        let d = _mm_mul_ps(s, _mm_movehl_ps(s, s));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), block_q5_0(bx, by), acc);
+    }
+    hsum(acc)
+}

@@ -1,0 +1,36 @@
+//! Portable reference dot products, written for clarity; ggml's `_generic` kernels.
+
+use super::blocks::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, QK};
+
+/// `Σ_blocks d_x d_y Σ_j q_x[j] q_y[j] + m_x s_y`.
+pub fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    let mut sum = 0f32;
+    for (bx, by) in x.iter().zip(y) {
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            let lo = i32::from(bx.qs[j] & 0x0F);
+            let hi = i32::from(bx.qs[j] >> 4);
+            sumi += lo * i32::from(by.qs[j]) + hi * i32::from(by.qs[j + QK / 2]);
+        }
+        sum += sumi as f32 * (bx.d.to_f32() * by.d.to_f32()) + bx.m.to_f32() * by.s.to_f32();
+    }
+    sum
+}
+
+/// `Σ_blocks d_x d_y Σ_j (q_x[j] - 16) q_y[j]`.
+pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let mut sum = 0f32;
+    for (bx, by) in x.iter().zip(y) {
+        let qh = u32::from_le_bytes(bx.qh);
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            let h0 = ((qh >> j) & 1) as u8;
+            let h1 = ((qh >> (j + 16)) & 1) as u8;
+            let lo = i32::from((bx.qs[j] & 0x0F) | (h0 << 4)) - 16;
+            let hi = i32::from((bx.qs[j] >> 4) | (h1 << 4)) - 16;
+            sumi += lo * i32::from(by.qs[j]) + hi * i32::from(by.qs[j + QK / 2]);
+        }
+        sum += sumi as f32 * (bx.d.to_f32() * by.d.to_f32());
+    }
+    sum
+}

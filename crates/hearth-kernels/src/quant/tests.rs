@@ -1,0 +1,254 @@
+use half::f16;
+
+use super::*;
+
+/// SplitMix64: small, fixed-seed, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn half(&mut self, scale: f32) -> f16 {
+        f16::from_f32(self.unit() * scale)
+    }
+}
+
+/// How to fill a block's integer payload.
+#[derive(Clone, Copy, Debug)]
+enum Fill {
+    Random,
+    Min,
+    Max,
+}
+
+fn fill_u8(rng: &mut Rng, fill: Fill) -> u8 {
+    match fill {
+        Fill::Random => rng.byte(),
+        Fill::Min => 0,
+        Fill::Max => 0xFF,
+    }
+}
+
+fn fill_i8(rng: &mut Rng, fill: Fill) -> i8 {
+    match fill {
+        Fill::Random => rng.byte() as i8,
+        Fill::Min => -128,
+        Fill::Max => 127,
+    }
+}
+
+fn q4_1(rng: &mut Rng, fill: Fill) -> BlockQ4_1 {
+    BlockQ4_1 {
+        d: rng.half(0.1),
+        m: rng.half(0.5),
+        qs: std::array::from_fn(|_| fill_u8(rng, fill)),
+    }
+}
+
+fn q5_0(rng: &mut Rng, fill: Fill, fill_h: Fill) -> BlockQ5_0 {
+    BlockQ5_0 {
+        d: rng.half(0.1),
+        qh: std::array::from_fn(|_| fill_u8(rng, fill_h)),
+        qs: std::array::from_fn(|_| fill_u8(rng, fill)),
+    }
+}
+
+fn q8_0(rng: &mut Rng, fill: Fill) -> BlockQ8_0 {
+    BlockQ8_0 {
+        d: rng.half(0.05),
+        qs: std::array::from_fn(|_| fill_i8(rng, fill)),
+    }
+}
+
+fn q8_1(rng: &mut Rng, fill: Fill) -> BlockQ8_1 {
+    let d = rng.half(0.05);
+    let qs: [i8; QK] = std::array::from_fn(|_| fill_i8(rng, fill));
+    let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+    BlockQ8_1 {
+        d,
+        s: f16::from_f32(d.to_f32() * sum as f32),
+        qs,
+    }
+}
+
+/// Σ |per-block term|: the scale that float summation-order rounding is relative to.
+fn magnitude_q4_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    x.iter()
+        .zip(y)
+        .map(|(bx, by)| {
+            scalar::vec_dot_q4_1_q8_1(&[*bx], &[*by]).abs() + (bx.m.to_f32() * by.s.to_f32()).abs()
+        })
+        .sum()
+}
+
+fn magnitude_q5_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    x.iter()
+        .zip(y)
+        .map(|(bx, by)| scalar::vec_dot_q5_0_q8_0(&[*bx], &[*by]).abs())
+        .sum()
+}
+
+fn close(got: f32, want: f32, magnitude: f32) -> bool {
+    (got - want).abs() <= 1e-5 * magnitude.max(want.abs()) + f32::MIN_POSITIVE
+}
+
+const FILLS: [Fill; 3] = [Fill::Random, Fill::Min, Fill::Max];
+
+#[test]
+fn q4_1_matches_reference() {
+    let mut rng = Rng(1);
+    for n in [0, 1, 2, 3, 7, 18, 48, 64] {
+        for fx in FILLS {
+            for fy in FILLS {
+                let x: Vec<_> = (0..n).map(|_| q4_1(&mut rng, fx)).collect();
+                let y: Vec<_> = (0..n).map(|_| q8_1(&mut rng, fy)).collect();
+                let want = scalar::vec_dot_q4_1_q8_1(&x, &y);
+                let got = vec_dot_q4_1_q8_1(&x, &y);
+                let mag = magnitude_q4_1(&x, &y);
+                assert!(
+                    close(got, want, mag),
+                    "n={n} {fx:?} {fy:?}: {got} vs {want} (|·| {mag})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn q5_0_matches_reference() {
+    let mut rng = Rng(2);
+    for n in [0, 1, 2, 3, 7, 20, 64] {
+        for fx in FILLS {
+            for fh in FILLS {
+                for fy in FILLS {
+                    let x: Vec<_> = (0..n).map(|_| q5_0(&mut rng, fx, fh)).collect();
+                    let y: Vec<_> = (0..n).map(|_| q8_0(&mut rng, fy)).collect();
+                    let want = scalar::vec_dot_q5_0_q8_0(&x, &y);
+                    let got = vec_dot_q5_0_q8_0(&x, &y);
+                    let mag = magnitude_q5_0(&x, &y);
+                    assert!(
+                        close(got, want, mag),
+                        "n={n} {fx:?} {fh:?} {fy:?}: {got} vs {want} (|·| {mag})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// With unit scales the sums are small integers, so every order gives the same float.
+#[test]
+fn integer_sums_are_exact() {
+    let mut rng = Rng(3);
+    let one = f16::from_f32(1.0);
+    for fill in FILLS {
+        let x: Vec<_> = (0..9)
+            .map(|_| BlockQ4_1 {
+                d: one,
+                m: one,
+                ..q4_1(&mut rng, fill)
+            })
+            .collect();
+        let y: Vec<_> = (0..9)
+            .map(|_| BlockQ8_1 {
+                d: one,
+                s: one,
+                ..q8_1(&mut rng, fill)
+            })
+            .collect();
+        assert_eq!(vec_dot_q4_1_q8_1(&x, &y), scalar::vec_dot_q4_1_q8_1(&x, &y));
+        let x: Vec<_> = (0..9)
+            .map(|_| BlockQ5_0 {
+                d: one,
+                ..q5_0(&mut rng, fill, fill)
+            })
+            .collect();
+        let y: Vec<_> = (0..9)
+            .map(|_| BlockQ8_0 {
+                d: one,
+                ..q8_0(&mut rng, fill)
+            })
+            .collect();
+        assert_eq!(vec_dot_q5_0_q8_0(&x, &y), scalar::vec_dot_q5_0_q8_0(&x, &y));
+    }
+}
+
+/// Hand-computed values pin the layouts: nibble order, fifth-bit order, centring.
+#[test]
+fn known_values() {
+    let one = f16::from_f32(1.0);
+    // q[j] = j % 16 for j < 16 (low nibbles), 15 - j % 16 for j ≥ 16 (high nibbles).
+    let qs: [u8; 16] = std::array::from_fn(|j| j as u8 | ((15 - j as u8) << 4));
+    let y = BlockQ8_1 {
+        d: one,
+        s: f16::from_f32(2.0),
+        qs: std::array::from_fn(|j| j as i8),
+    };
+    let x = BlockQ4_1 {
+        d: f16::from_f32(0.5),
+        m: f16::from_f32(3.0),
+        qs,
+    };
+    let want: i32 = (0..32)
+        .map(|j| if j < 16 { j * j } else { (15 - (j - 16)) * j })
+        .sum();
+    let want = 0.5 * want as f32 + 6.0;
+    assert_eq!(scalar::vec_dot_q4_1_q8_1(&[x], &[y]), want);
+    assert_eq!(vec_dot_q4_1_q8_1(&[x], &[y]), want);
+
+    // Fifth bit set for j = 0 and j = 31 only; all nibbles zero.
+    let x = BlockQ5_0 {
+        d: one,
+        qh: [0x01, 0, 0, 0x80],
+        qs: [0; 16],
+    };
+    let y = BlockQ8_0 {
+        d: one,
+        qs: std::array::from_fn(|j| j as i8),
+    };
+    // q - 16 is 0 at j = 0 and 31, -16 elsewhere.
+    let want = (1..31).map(|j| -16 * j).sum::<i32>() as f32;
+    assert_eq!(scalar::vec_dot_q5_0_q8_0(&[x], &[y]), want);
+    assert_eq!(vec_dot_q5_0_q8_0(&[x], &[y]), want);
+}
+
+#[test]
+fn cast_checks_length_and_alignment() {
+    let storage = [0u16; 64];
+    // SAFETY: u16 has no padding; reading its bytes is fine.
+    let bytes = unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<u8>(), 128) };
+    assert_eq!(BlockQ4_1::cast_slice(&bytes[..100]).map(|b| b.len()), Ok(5));
+    assert_eq!(BlockQ8_1::cast_slice(&bytes[..108]).map(|b| b.len()), Ok(3));
+    assert_eq!(
+        BlockQ8_0::cast_slice(&bytes[..35]),
+        Err(CastError::Length { len: 35, block: 34 })
+    );
+    assert_eq!(
+        BlockQ5_0::cast_slice(&bytes[1..23]),
+        Err(CastError::Alignment { align: 2 })
+    );
+    let blocks = [BlockQ8_0::default(); 2];
+    assert_eq!(BlockQ8_0::as_bytes(&blocks).len(), 68);
+    assert_eq!(
+        BlockQ8_0::cast_slice(BlockQ8_0::as_bytes(&blocks)),
+        Ok(&blocks[..])
+    );
+}
+
+#[test]
+#[should_panic(expected = "block counts differ")]
+fn length_mismatch_panics() {
+    vec_dot_q5_0_q8_0(&[BlockQ5_0::default()], &[]);
+}
