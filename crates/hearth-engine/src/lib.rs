@@ -5,6 +5,7 @@
 //! choice: generation reports text through a callback as soon as it is final (stop
 //! strings held back, UTF-8 completed), so the CLI and a server stream the same way.
 
+pub mod bench;
 mod error;
 mod generate;
 mod perplexity;

@@ -145,6 +145,22 @@ impl Transformer {
         &self.file
     }
 
+    /// Bytes of weights a decode step reads: every matrix of every block, the norms,
+    /// and the output head (the embedding lookup reads one row, counted as nothing).
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        let blocks: u64 = self
+            .blocks
+            .iter()
+            .map(|b| {
+                [&b.wq, &b.wk, &b.wv, &b.wo, &b.gate, &b.up, &b.down]
+                    .iter()
+                    .map(|m| m.n_bytes())
+                    .sum::<u64>()
+            })
+            .sum();
+        blocks + self.output.n_bytes()
+    }
+
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(&self.config)

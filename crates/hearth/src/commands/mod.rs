@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the flags and loading they share.
 
+pub mod bench;
 pub mod chat;
 pub mod generate;
 pub mod perplexity;
