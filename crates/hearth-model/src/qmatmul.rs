@@ -15,7 +15,7 @@ use half::{bf16, f16};
 use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
 use rayon::prelude::*;
 
-use crate::{Error, Result};
+use crate::{act_quant, Error, Result};
 
 /// A 2-D weight `[rows, cols]` (ggml dims `[cols, rows]`) in the memory map.
 #[derive(Clone)]
@@ -163,9 +163,9 @@ fn matmul_typed<T: Block>(data: &[u8], rows: usize, cols: usize, x: &[f32], n: u
     if n > 1 {
         xq.par_chunks_mut(xpr)
             .zip(x.par_chunks(cols))
-            .for_each(|(q, xr)| T::VecDotType::from_float(xr, q));
+            .for_each(|(q, xr)| act_quant::quantize(xr, q));
     } else {
-        T::VecDotType::from_float(x, &mut xq);
+        act_quant::quantize(x, &mut xq);
     }
     let step = rows_per_task(rows);
     let ptr = OutPtr(out.as_mut_ptr());
