@@ -1,7 +1,5 @@
 use half::f16;
 
-use crate::ggml_expf;
-
 /// Head layout of one attention layer.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
@@ -24,28 +22,25 @@ pub trait KvView: Sync {
     fn value(&self, pos: usize) -> &[f16];
 }
 
-/// Sum of eight lanes in the order of llamafile's and ggml's AVX `hsum`:
-/// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`.
-fn hsum8(l: &[f32; 8]) -> f32 {
-    let a = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
-    (a[0] + a[2]) + (a[1] + a[3])
-}
-
-/// Dot product accumulated as llamafile's tinyBLAS does for f16 operands on AVX2:
-/// lane `i % 8` gathers the fused products of element `i`, then [`hsum8`].
 fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
     let mut acc = [0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
         for l in 0..8 {
-            acc[l] = ca[l].mul_add(cb[l].to_f32(), acc[l]);
+            acc[l] += a[c * 8 + l] * b[c * 8 + l].to_f32();
         }
     }
-    let mut s = hsum8(&acc);
-    let tail = a.len() - a.len() % 8;
-    for i in tail..a.len() {
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
         s += a[i] * b[i].to_f32();
     }
     s
+}
+
+fn axpy_f16(alpha: f32, x: &[f16], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi.to_f32();
+    }
 }
 
 /// Attention of one query token over positions `lo..=hi` of `kv`.
@@ -81,34 +76,17 @@ pub fn attend(
             *s = dot_f16(qh, k) * shape.scale;
             max = max.max(*s);
         }
-        // ggml_vec_soft_max_f32: exponentials by ggml's vector exp, summed eight
-        // cache slots at a time in f32 and across groups in f64.
-        let mut sum = 0f64;
-        let mut lanes = [0f32; 8];
-        for (j, s) in scores.iter_mut().enumerate() {
-            let pos = lo + j;
-            *s = ggml_expf(*s - max);
-            lanes[pos % 8] = *s;
-            if pos % 8 == 7 || pos == hi {
-                sum += hsum8(&lanes) as f64;
-                lanes = [0f32; 8];
-            }
+        let mut sum = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
         }
-        let inv = (1.0 / sum) as f32;
-        // Weights in f16 (ggml converts them for the f16 value cache); the weighted
-        // sum over positions accumulates in eight lanes by cache slot, as tinyBLAS.
         let oh = &mut out[h * hd..(h + 1) * hd];
-        let mut acc = vec![[0f32; 8]; hd];
+        oh.fill(0.0);
+        let inv = 1.0 / sum;
         for (j, &s) in scores.iter().enumerate() {
-            let p = f16::from_f32(s * inv).to_f32();
-            let lane = (lo + j) % 8;
             let v = &kv.value(lo + j)[kvh * hd..(kvh + 1) * hd];
-            for (a, x) in acc.iter_mut().zip(v) {
-                a[lane] = p.mul_add(x.to_f32(), a[lane]);
-            }
-        }
-        for (o, a) in oh.iter_mut().zip(&acc) {
-            *o = hsum8(a);
+            axpy_f16(f16::from_f32(s * inv).to_f32(), v, oh);
         }
     }
 }
@@ -134,21 +112,12 @@ mod tests {
 
     #[test]
     fn matches_naive_softmax_with_grouped_heads() {
-        let shape = AttentionShape {
-            n_heads: 4,
-            n_kv_heads: 2,
-            head_dim: 3,
-            scale: 0.5,
-        };
+        let shape = AttentionShape { n_heads: 4, n_kv_heads: 2, head_dim: 3, scale: 0.5 };
         let dim = 6;
         let n = 5;
         let kv = Flat {
-            k: (0..n * dim)
-                .map(|i| f16::from_f32(((i * 7) % 11) as f32 / 11.0 - 0.5))
-                .collect(),
-            v: (0..n * dim)
-                .map(|i| f16::from_f32(((i * 5) % 13) as f32 / 13.0))
-                .collect(),
+            k: (0..n * dim).map(|i| f16::from_f32(((i * 7) % 11) as f32 / 11.0 - 0.5)).collect(),
+            v: (0..n * dim).map(|i| f16::from_f32(((i * 5) % 13) as f32 / 13.0)).collect(),
             dim,
         };
         let q: Vec<f32> = (0..12).map(|i| (i as f32 * 0.3).sin()).collect();
@@ -158,17 +127,13 @@ mod tests {
             let kvh = h / 2;
             let s: Vec<f32> = (1..=3)
                 .map(|p| {
-                    (0..3)
-                        .map(|d| q[h * 3 + d] * kv.key(p)[kvh * 3 + d].to_f32())
-                        .sum::<f32>()
-                        * 0.5
+                    (0..3).map(|d| q[h * 3 + d] * kv.key(p)[kvh * 3 + d].to_f32()).sum::<f32>() * 0.5
                 })
                 .collect();
             let z: f32 = s.iter().map(|x| x.exp()).sum();
             for d in 0..3 {
-                let want: f32 = (0..3)
-                    .map(|j| s[j].exp() / z * kv.value(j + 1)[kvh * 3 + d].to_f32())
-                    .sum();
+                let want: f32 =
+                    (0..3).map(|j| s[j].exp() / z * kv.value(j + 1)[kvh * 3 + d].to_f32()).sum();
                 assert!((out[h * 3 + d] - want).abs() < 2e-3);
             }
         }

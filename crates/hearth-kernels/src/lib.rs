@@ -10,7 +10,7 @@ mod attention;
 mod norm;
 mod rope;
 
-pub use activation::{gelu_tanh, gelu_tanh_mul, ggml_expf, silu_mul};
+pub use activation::{gelu_tanh, gelu_tanh_mul, silu_mul};
 pub use attention::{attend, AttentionShape, KvView};
 pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{rope_in_place, RopeStyle};
