@@ -49,7 +49,7 @@ pub(crate) fn quantize<V: Block>(x: &[f32], out: &mut [V]) {
     // exactly `expected` bytes (checked above) with ggml's layouts, so every byte
     // pattern written below is a valid value, and the slice covers `out` exactly.
     let bytes = unsafe {
-        std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len() * bytes_per_block)
+        std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out))
     };
     match V::DTYPE {
         GgmlDType::Q8_0 => {
