@@ -1,4 +1,5 @@
-/// RMS normalisation of `x` into `out`, scaled element-wise by `weight`.
+/// RMS normalisation of `x` into `out`, scaled element-wise by `weight`, rounded as
+/// ggml does: squares in f32 summed in f64, then `(x * scale) * w`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let scale = inv_rms(x, eps);
     for ((o, &xi), &w) in out.iter_mut().zip(x).zip(weight) {
@@ -10,13 +11,13 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
     let scale = inv_rms(x, eps);
     for (xi, &w) in x.iter_mut().zip(weight) {
-        *xi *= scale * w;
+        *xi = *xi * scale * w;
     }
 }
 
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
     // Accumulate in f64 as ggml does for the mean of squares.
-    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
     let mean = (sum / x.len().max(1) as f64) as f32;
     1.0 / (mean + eps).sqrt()
 }

@@ -7,6 +7,7 @@
 //! seam a faster kernel replaces. Architectures are descriptions (`arch/`): one file
 //! per family turns metadata into a [`ModelConfig`]; one transformer runs them all.
 
+mod act_quant;
 mod arch;
 mod config;
 mod error;

@@ -17,7 +17,7 @@ use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
 use hearth_kernels::quant::{self, QuantBlock};
 use rayon::prelude::*;
 
-use crate::{Error, Result};
+use crate::{act_quant, Error, Result};
 
 /// A 2-D weight `[rows, cols]` (ggml dims `[cols, rows]`) in the memory map.
 #[derive(Clone)]
@@ -232,9 +232,9 @@ fn matmul_typed<T: Block>(
     if n > 1 {
         xq.par_chunks_mut(xpr)
             .zip(x.par_chunks(cols))
-            .for_each(|(q, xr)| T::VecDotType::from_float(xr, q));
+            .for_each(|(q, xr)| act_quant::quantize(xr, q));
     } else {
-        T::VecDotType::from_float(x, &mut xq);
+        act_quant::quantize(x, &mut xq);
     }
     let step = rows_per_task(rows);
     let ptr = OutPtr(out.as_mut_ptr());
