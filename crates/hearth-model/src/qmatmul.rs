@@ -292,9 +292,9 @@ fn matmul_quant<T: Block, W: QuantBlock, A: QuantBlock>(
     if n > 1 {
         xq.par_chunks_mut(xpr)
             .zip(x.par_chunks(cols))
-            .for_each(|(q, xr)| T::VecDotType::from_float(xr, q));
+            .for_each(|(q, xr)| act_quant::quantize(xr, q));
     } else {
-        T::VecDotType::from_float(x, &mut xq);
+        act_quant::quantize(x, &mut xq);
     }
     let Ok(xq) = A::cast_slice(as_bytes(&xq)) else {
         return false;
