@@ -13,6 +13,7 @@ mod perplexity;
 pub mod prefix_cache;
 pub mod rng;
 pub mod sampler;
+pub mod scheduler;
 pub mod stop;
 
 pub use block_manager::{BlockManager, BlockTable};
@@ -22,4 +23,7 @@ pub use ids::{BlockId, SeqId};
 pub use perplexity::{log_softmax_at, perplexity, PerplexityConfig, PerplexityReport};
 pub use prefix_cache::{BlockHash, PrefixCache, PrefixCacheStats};
 pub use sampler::{logprob_of, top_logprobs, Sampler, SamplingParams};
+pub use scheduler::{
+    Request, Scheduler, SchedulerConfig, SchedulerStats, StepEntry, StepOutcome, StepPlan,
+};
 pub use stop::{StopMatcher, StopOutput};
