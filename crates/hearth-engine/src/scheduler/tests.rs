@@ -183,3 +183,291 @@ fn batch_matches_solo_and_respects_budget() {
         assert_eq!(s.kv().free_blocks(), 512);
     }
 }
+
+#[test]
+fn long_prompt_never_stalls_running_streams() {
+    let mut s = sched(config(32), 512, false);
+    let mut rng = Rng::seeded(2);
+    let a = s.add(req(prompt(&mut rng, 8), 200)).unwrap();
+    let b = s.add(req(prompt(&mut rng, 8), 200)).unwrap();
+    let mut model = FakeModel::new(&s);
+    for _ in 0..2 {
+        let plan = s.schedule().unwrap();
+        let r = model.step(&s, &plan);
+        s.on_step_done(&r).unwrap();
+    }
+    let long = s.add(req(prompt(&mut rng, 1000), 5)).unwrap();
+    let mut chunks = 0;
+    while s.seqs[&long].computed < 1000 {
+        let plan = s.schedule().unwrap();
+        assert_eq!(plan.entries[0].seq, a);
+        assert_eq!(plan.entries[1].seq, b);
+        assert_eq!(plan.entries[0].tokens.len(), 1);
+        assert!(plan.entries[0].needs_logits);
+        assert_eq!(plan.entries[2].seq, long);
+        assert_eq!(plan.entries[2].tokens.len(), 30.min(1000 - 30 * chunks));
+        assert_eq!(plan.num_tokens(), plan.entries.len().max(2) + plan.entries[2].tokens.len() - 1);
+        assert_eq!(plan.entries[2].needs_logits, plan.entries[2].tokens.end == 1000);
+        let r = model.step(&s, &plan);
+        s.on_step_done(&r).unwrap();
+        chunks += 1;
+    }
+    assert_eq!(chunks, 34);
+    assert_eq!(s.generated(long).unwrap().len(), 1);
+}
+
+#[test]
+fn new_requests_join_next_step_and_finished_leave() {
+    let mut s = sched(config(64), 64, false);
+    let mut model = FakeModel::new(&s);
+    let a = s.add(req(vec![11; 5], 3)).unwrap();
+    let plan = s.schedule().unwrap();
+    let b = s.add(req(vec![12; 5], 1)).unwrap();
+    let r = model.step(&s, &plan);
+    s.on_step_done(&r).unwrap();
+    let plan = s.schedule().unwrap();
+    let seqs: Vec<SeqId> = plan.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![a, b]);
+    let r = model.step(&s, &plan);
+    let done = s.on_step_done(&r).unwrap();
+    assert_eq!(done.finished, vec![(b, FinishReason::Length)]);
+    assert!(!s.contains(b));
+    let plan = s.schedule().unwrap();
+    let seqs: Vec<SeqId> = plan.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![a]);
+    // A stop token finishes with Stop.
+    let r = vec![(a, Some(STOP))];
+    let done = s.on_step_done(&r).unwrap();
+    assert_eq!(done.finished, vec![(a, FinishReason::Stop)]);
+    assert!(s.is_idle());
+    assert_eq!(s.kv().free_blocks(), 64);
+    assert_eq!(s.stats().generated_tokens, 4);
+    assert_eq!(s.stats().prompt_tokens, 10);
+}
+
+#[test]
+fn admission_errors_at_the_exact_limits() {
+    let cfg = SchedulerConfig {
+        max_queued_requests: 2,
+        max_queued_prompt_tokens: 30,
+        max_context: 100,
+        ..config(32)
+    };
+    let mut s = sched(cfg, 64, false);
+    s.add(req(vec![10; 10], 1)).unwrap();
+    s.add(req(vec![10; 20], 1)).unwrap();
+    let e = s.add(req(vec![10; 1], 1)).unwrap_err();
+    assert!(matches!(e, Error::Overloaded { what: "queued requests", limit: 2 }), "{e}");
+    let mut model = FakeModel::new(&s);
+    let plan = s.schedule().unwrap();
+    let r = model.step(&s, &plan);
+    s.on_step_done(&r).unwrap();
+    assert_eq!(s.stats().waiting, 0);
+    s.add(req(vec![10; 30], 1)).unwrap();
+    let e = s.add(req(vec![10; 1], 1)).unwrap_err();
+    assert!(matches!(e, Error::Overloaded { what: "queued prompt tokens", limit: 30 }), "{e}");
+    let mut s = sched(SchedulerConfig { max_context: 100, ..config(32) }, 64, false);
+    s.add(req(vec![10; 90], 10)).unwrap();
+    let e = s.add(req(vec![10; 90], 11)).unwrap_err();
+    assert!(matches!(e, Error::ContextLengthExceeded { prompt_tokens: 90, max_new_tokens: 11, limit: 100 }));
+    let e = s.add(req(vec![10; 101], 1)).unwrap_err();
+    assert!(matches!(e, Error::ContextLengthExceeded { .. }));
+    // The whole pool (4 blocks of 16) also bounds one sequence.
+    let mut s = sched(config(32), 4, false);
+    assert!(matches!(s.add(req(vec![10; 60], 5)), Err(Error::ContextLengthExceeded { limit: 64, .. })));
+    assert!(s.add(req(vec![], 5)).is_err());
+    assert!(s.add(req(vec![1], 0)).is_err());
+    assert!(s.is_idle());
+}
+
+#[test]
+fn preempts_the_youngest_and_all_finish_as_alone() {
+    let mut rng = Rng::seeded(3);
+    let reqs: Vec<(usize, Request)> = (0..8)
+        .map(|i| (i, req(prompt(&mut rng, 20 + 9 * i), 60)))
+        .collect();
+    for cache in [false, true] {
+        // 16 blocks of 16 tokens: two or three of these at once.
+        let mut s = sched(config(32), 16, cache);
+        let outs = drive(&mut s, reqs.clone());
+        for ((_, r), out) in reqs.iter().zip(outs) {
+            assert_eq!(out, solo(r));
+        }
+        assert!(s.stats().preemptions > 0);
+        assert_eq!(s.kv().free_blocks(), 16);
+    }
+    // The victim is the youngest running sequence.
+    let mut s = sched(config(8), 4, false);
+    let mut model = FakeModel::new(&s);
+    let ids: Vec<SeqId> = (0..2).map(|i| s.add(req(vec![20 + i; 16], 40)).unwrap()).collect();
+    let mut victims = Vec::new();
+    while s.contains(ids[0]) {
+        let plan = s.schedule().unwrap();
+        victims.extend(plan.preempted.iter().copied());
+        let r = model.step(&s, &plan);
+        s.on_step_done(&r).unwrap();
+    }
+    assert!(!victims.is_empty() && victims.iter().all(|v| *v == ids[1]));
+}
+
+#[test]
+fn prefix_cache_reuses_shared_prefix_and_respects_salt() {
+    let mut rng = Rng::seeded(4);
+    let shared = prompt(&mut rng, 64);
+    let with_tail = |tail: u32| {
+        let mut p = shared.clone();
+        p.extend([tail, tail + 1, tail + 2]);
+        p
+    };
+    let mut s = sched(config(128), 64, true);
+    let mut model = FakeModel::new(&s);
+    let first = req(with_tail(100), 4);
+    let a = s.add(first.clone()).unwrap();
+    let mut out = Vec::new();
+    while s.contains(a) {
+        let plan = s.schedule().unwrap();
+        let r = model.step(&s, &plan);
+        out.extend(r.iter().filter_map(|x| x.1));
+        s.on_step_done(&r).unwrap();
+    }
+    assert_eq!(out, solo(&first));
+    let st = s.stats().prefix_cache;
+    assert_eq!((st.queries, st.hit_tokens), (1, 0));
+    assert_eq!(st.cached_blocks, 4, "64 prompt tokens + 3 + 3 computed = 4 full blocks");
+    let second = req(with_tail(200), 4);
+    let id = s.add(second.clone()).unwrap();
+    let plan = s.schedule().unwrap();
+    assert_eq!(plan.entries[0].tokens, 64..67, "the cached 64 tokens are skipped");
+    let r = model.step(&s, &plan);
+    assert_eq!(r[0].1, Some(solo(&second)[0]), "prefill read the first request's blocks");
+    s.cancel(id).unwrap();
+    assert_eq!(s.on_step_done(&r).unwrap(), StepOutcome::default(), "cancelled: ignored");
+    let st = s.stats().prefix_cache;
+    assert_eq!((st.queries, st.hit_tokens, st.hit_blocks), (2, 64, 4));
+    // Another adapter: same tokens, no reuse.
+    let salted = Request { cache_salt: 9, ..second.clone() };
+    s.add(salted).unwrap();
+    let plan = s.schedule().unwrap();
+    assert_eq!(plan.entries[0].tokens, 0..67);
+    assert_eq!(s.stats().prefix_cache.hit_tokens, 64);
+    // Cache off: no lookups at all.
+    let mut off = sched(config(128), 64, false);
+    drive(&mut off, vec![(0, first.clone()), (5, second)]);
+    assert_eq!(off.stats().prefix_cache, PrefixCacheStats::default());
+}
+
+#[test]
+fn cancellation_returns_every_block() {
+    let mut rng = Rng::seeded(5);
+    let cfg = SchedulerConfig { window: Some(40), ..config(32) };
+    let mut s = Scheduler::new(
+        cfg,
+        BlockManager::new(16, 40, true).unwrap(),
+        Some(BlockManager::new(16, 12, true).unwrap()),
+    )
+    .unwrap();
+    let start = (s.kv().free_blocks(), s.window_kv().map(BlockManager::free_blocks));
+    let mut model = FakeModel::new(&s);
+    let ids: Vec<SeqId> = (0..5).map(|_| s.add(req(prompt(&mut rng, 50), 30)).unwrap()).collect();
+    for _ in 0..6 {
+        let plan = s.schedule().unwrap();
+        let r = model.step(&s, &plan);
+        s.on_step_done(&r).unwrap();
+    }
+    assert!(s.kv().free_blocks() < start.0);
+    for id in ids {
+        s.cancel(id).unwrap();
+        s.check_invariants().unwrap();
+    }
+    assert!(matches!(s.cancel(SeqId(0)), Err(Error::UnknownSequence { .. })));
+    assert_eq!((s.kv().free_blocks(), s.window_kv().map(BlockManager::free_blocks)), start);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn sliding_window_keeps_only_the_windows_blocks() {
+    let (bs, window) = (16usize, 256usize);
+    let cfg = SchedulerConfig { window: Some(window), step_token_budget: 128, ..config(128) };
+    let mut s = Scheduler::new(
+        cfg,
+        BlockManager::new(bs, 300, true).unwrap(),
+        Some(BlockManager::new(bs, 64, true).unwrap()),
+    )
+    .unwrap();
+    let mut rng = Rng::seeded(6);
+    let r = Request { stop_token_ids: vec![], ..req(prompt(&mut rng, 3000), 1000) };
+    let id = s.add(r.clone()).unwrap();
+    let mut model = FakeModel::new(&s);
+    let bound = window.div_ceil(bs) + 1;
+    let mut out = Vec::new();
+    while s.contains(id) {
+        let plan = s.schedule().unwrap();
+        let res = model.step(&s, &plan);
+        out.extend(res.iter().filter_map(|x| x.1));
+        s.on_step_done(&res).unwrap();
+        if s.contains(id) {
+            let held = s.window_kv().unwrap().table(id).unwrap().blocks().len();
+            assert!(held <= bound, "{held} windowed blocks > {bound}");
+            assert_eq!(s.kv().table(id).unwrap().blocks().len(), s.seqs[&id].computed.div_ceil(bs));
+        }
+    }
+    assert_eq!(out, solo(&r));
+    assert_eq!(s.seqs.len(), 0);
+}
+
+#[test]
+fn randomized_stress_keeps_invariants() {
+    let mut rng = Rng::seeded(7);
+    for round in 0..6 {
+        let windowed = round % 2 == 1;
+        let cfg = SchedulerConfig {
+            max_running: 6,
+            step_token_budget: 24,
+            window: windowed.then_some(40),
+            ..config(24)
+        };
+        let kv = BlockManager::new(8, 30, round % 3 != 0).unwrap();
+        let wkv = windowed.then(|| BlockManager::new(8, 12, true).unwrap());
+        let mut s = Scheduler::new(cfg, kv, wkv).unwrap();
+        let start = s.kv().free_blocks();
+        let mut model = FakeModel::new(&s);
+        let bases: Vec<Vec<u32>> = (0..3).map(|_| prompt(&mut rng, 40)).collect();
+        let mut live: HashMap<SeqId, Request> = HashMap::new();
+        let mut got: HashMap<SeqId, Vec<u32>> = HashMap::new();
+        for step in 0..400 {
+            if step < 300 && rng.next_u64() % 3 == 0 {
+                let base = &bases[(rng.next_u64() % 3) as usize];
+                let mut p = base[..(rng.next_u64() % 40) as usize + 1].to_vec();
+                let extra = (rng.next_u64() % 30) as usize;
+                p.extend(prompt(&mut rng, extra));
+                let r = req(p, (rng.next_u64() % 40) as usize + 1);
+                if let Ok(id) = s.add(r.clone()) {
+                    live.insert(id, r);
+                }
+            }
+            if rng.next_u64() % 40 == 0 {
+                if let Some(&id) = live.keys().min() {
+                    s.cancel(id).unwrap();
+                    live.remove(&id);
+                }
+            }
+            let plan = s.schedule().unwrap();
+            assert!(plan.num_tokens() <= 24);
+            let res = model.step(&s, &plan);
+            for (id, t) in &res {
+                got.entry(*id).or_default().extend(t);
+            }
+            for (id, _) in s.on_step_done(&res).unwrap().finished {
+                let r = live.remove(&id).unwrap();
+                assert_eq!(got[&id], solo(&r), "round {round} {id}");
+            }
+            s.check_invariants().unwrap();
+        }
+        let st = s.stats();
+        eprintln!("round {round}: {} preemptions, {:?}", st.preemptions, st.prefix_cache);
+        for id in live.keys() {
+            s.cancel(*id).unwrap();
+        }
+        assert_eq!(s.kv().free_blocks(), start);
+    }
+}
