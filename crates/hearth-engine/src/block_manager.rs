@@ -198,7 +198,9 @@ impl BlockManager {
             .get_mut(&seq)
             .ok_or(Error::UnknownSequence { seq })?;
         let target = (first_needed_pos / bs).min(table.tokens.div_ceil(bs));
-        let n = target.saturating_sub(table.first_block).min(table.blocks.len());
+        let n = target
+            .saturating_sub(table.first_block)
+            .min(table.blocks.len());
         let gone: Vec<BlockId> = table.blocks.drain(..n).collect();
         table.first_block += n;
         for b in gone.into_iter().rev() {
@@ -229,7 +231,11 @@ impl BlockManager {
         let bs = self.block_size;
         (from..hashes.len())
             .take_while(|&i| {
-                let parent = if i == 0 { BlockHash::ROOT } else { hashes[i - 1] };
+                let parent = if i == 0 {
+                    BlockHash::ROOT
+                } else {
+                    hashes[i - 1]
+                };
                 let block_tokens = tokens.get(i * bs..(i + 1) * bs).unwrap_or(&[]);
                 self.cache.find(hashes[i], parent, block_tokens).is_some()
             })
@@ -296,7 +302,10 @@ impl BlockManager {
         computed: usize,
     ) -> Result<usize> {
         let bs = self.block_size;
-        let table = self.tables.get(&seq).ok_or(Error::UnknownSequence { seq })?;
+        let table = self
+            .tables
+            .get(&seq)
+            .ok_or(Error::UnknownSequence { seq })?;
         let full = (computed.min(table.tokens) / bs).min(hashes.len());
         let mut added = 0;
         for i in table.first_block..full {
@@ -306,7 +315,11 @@ impl BlockManager {
             ) else {
                 break;
             };
-            let parent = if i == 0 { BlockHash::ROOT } else { hashes[i - 1] };
+            let parent = if i == 0 {
+                BlockHash::ROOT
+            } else {
+                hashes[i - 1]
+            };
             added += usize::from(self.cache.insert(b, hashes[i], parent, block_tokens));
         }
         Ok(added)
@@ -403,8 +416,11 @@ impl BlockManager {
             if rc != held[i] {
                 return bad(format!("{b}: ref count {rc} but {} holders", held[i]));
             }
-            let (free, evictable, cached) =
-                (on_free[i], self.cache.is_evictable(b), self.cache.is_cached(b));
+            let (free, evictable, cached) = (
+                on_free[i],
+                self.cache.is_evictable(b),
+                self.cache.is_cached(b),
+            );
             let ok = match rc {
                 0 => (free && !cached && !evictable) || (!free && cached && evictable),
                 _ => !free && !evictable,
@@ -446,7 +462,11 @@ mod tests {
         m.allocate_for(A, 5).unwrap();
         assert_eq!(m.table(A).unwrap().blocks(), &[BlockId(0), BlockId(1)]);
         m.allocate_for(A, 3).unwrap();
-        assert_eq!(m.table(A).unwrap().blocks().len(), 2, "fills the partial block first");
+        assert_eq!(
+            m.table(A).unwrap().blocks().len(),
+            2,
+            "fills the partial block first"
+        );
         m.allocate_for(A, 1).unwrap();
         assert_eq!(m.table(A).unwrap().blocks().len(), 3);
         assert_eq!(m.table(A).unwrap().tokens(), 9);
@@ -464,7 +484,16 @@ mod tests {
         let mut m = BlockManager::new(4, 3, false).unwrap();
         m.allocate_for(A, 8).unwrap();
         let err = m.allocate_for(B, 8).unwrap_err();
-        assert!(matches!(err, Error::OutOfBlocks { needed: 2, available: 1 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::OutOfBlocks {
+                    needed: 2,
+                    available: 1
+                }
+            ),
+            "{err}"
+        );
         assert!(!m.contains(B));
         assert_eq!(m.free_blocks(), 1);
         assert_eq!(m.max_new_tokens(A), 4);
@@ -518,9 +547,14 @@ mod tests {
         let bound = window.div_ceil(bs) + 1;
         for pos in 0..4000usize {
             m.allocate_for(A, 1).unwrap();
-            m.release_before(A, (pos + 2).saturating_sub(window)).unwrap();
+            m.release_before(A, (pos + 2).saturating_sub(window))
+                .unwrap();
             let t = m.table(A).unwrap();
-            assert!(t.blocks().len() <= bound, "{} blocks at {pos}", t.blocks().len());
+            assert!(
+                t.blocks().len() <= bound,
+                "{} blocks at {pos}",
+                t.blocks().len()
+            );
             assert_eq!(t.tokens(), pos + 1);
         }
         assert_eq!(m.table(A).unwrap().first_block(), (4001 - window) / bs);

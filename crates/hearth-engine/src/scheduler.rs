@@ -287,7 +287,9 @@ impl Scheduler {
                 continue;
             }
             while self.room(id) == 0 {
-                let Some(&victim) = self.running.last() else { break };
+                let Some(&victim) = self.running.last() else {
+                    break;
+                };
                 self.preempt(victim, &mut planned, &mut budget, &mut preempted)?;
                 if victim == id {
                     break;
@@ -300,8 +302,13 @@ impl Scheduler {
         }
         // 2. Prefill chunks of running sequences, oldest first.
         for id in self.running.clone() {
-            let Some(remaining) = self.remaining(id) else { continue };
-            if remaining <= 1 || !self.running.contains(&id) || planned.iter().any(|(s, _)| *s == id) {
+            let Some(remaining) = self.remaining(id) else {
+                continue;
+            };
+            if remaining <= 1
+                || !self.running.contains(&id)
+                || planned.iter().any(|(s, _)| *s == id)
+            {
                 continue;
             }
             if budget == 0 {
@@ -309,7 +316,9 @@ impl Scheduler {
             }
             // Only the oldest preempts, so it always progresses and nothing thrashes.
             while self.room(id) == 0 && self.running.first() == Some(&id) {
-                let Some(&victim) = self.running.last().filter(|v| **v != id) else { break };
+                let Some(&victim) = self.running.last().filter(|v| **v != id) else {
+                    break;
+                };
                 self.preempt(victim, &mut planned, &mut budget, &mut preempted)?;
             }
             let chunk = remaining.min(budget).min(self.room(id));
@@ -321,7 +330,9 @@ impl Scheduler {
         // 3. Admit waiting sequences, FIFO, with what is left (not after a preemption:
         // the pool is full, and the preempted would only come straight back).
         while budget > 0 && preempted.is_empty() && self.running.len() < self.config.max_running {
-            let Some(&id) = self.waiting.front() else { break };
+            let Some(&id) = self.waiting.front() else {
+                break;
+            };
             if !self.admit(id, &mut budget, &mut planned)? {
                 break;
             }
@@ -405,10 +416,8 @@ impl Scheduler {
     /// window, and finishes sequences at a stop token, `max_new_tokens` or the context.
     /// Results for sequences cancelled since the plan are ignored.
     pub fn on_step_done(&mut self, results: &[(SeqId, Option<u32>)]) -> Result<StepOutcome> {
-        let sampled: HashMap<SeqId, u32> = results
-            .iter()
-            .filter_map(|&(s, t)| Some((s, t?)))
-            .collect();
+        let sampled: HashMap<SeqId, u32> =
+            results.iter().filter_map(|&(s, t)| Some((s, t?))).collect();
         for &(id, _, needs) in &self.in_flight {
             if self.seqs.contains_key(&id) && needs != sampled.contains_key(&id) {
                 return Err(Error::InvalidArgument(format!(
@@ -419,12 +428,16 @@ impl Scheduler {
         let bs = self.kv.block_size();
         let mut outcome = StepOutcome::default();
         for (id, end, _) in std::mem::take(&mut self.in_flight) {
-            let Some(seq) = self.seqs.get_mut(&id) else { continue };
+            let Some(seq) = self.seqs.get_mut(&id) else {
+                continue;
+            };
             seq.computed = end;
             if let (Some(w), Some(window)) = (&mut self.window_kv, self.config.window) {
                 w.release_before(id, (end + 1).saturating_sub(window))?;
             }
-            let Some(&token) = sampled.get(&id) else { continue };
+            let Some(&token) = sampled.get(&id) else {
+                continue;
+            };
             seq.tokens.push(token);
             seq.update_hashes(bs);
             self.stats.generated_tokens += 1;
@@ -460,7 +473,10 @@ impl Scheduler {
     }
 
     fn remove(&mut self, id: SeqId) -> Result<()> {
-        let seq = self.seqs.get(&id).ok_or(Error::UnknownSequence { seq: id })?;
+        let seq = self
+            .seqs
+            .get(&id)
+            .ok_or(Error::UnknownSequence { seq: id })?;
         if let Some(pos) = self.waiting.iter().position(|w| *w == id) {
             self.waiting.remove(pos);
             self.queued_tokens -= seq.tokens.len();
@@ -526,12 +542,20 @@ impl Scheduler {
 
     /// New tokens `id` can take in both pools without evicting referenced blocks.
     fn room(&self, id: SeqId) -> usize {
-        let w = self.window_kv.as_ref().map_or(usize::MAX, |w| w.max_new_tokens(id));
+        let w = self
+            .window_kv
+            .as_ref()
+            .map_or(usize::MAX, |w| w.max_new_tokens(id));
         self.kv.max_new_tokens(id).min(w)
     }
 
     /// Allocates `n` more tokens for `id` and plans them.
-    fn plan(&mut self, id: SeqId, n: usize, planned: &mut Vec<(SeqId, Range<usize>)>) -> Result<()> {
+    fn plan(
+        &mut self,
+        id: SeqId,
+        n: usize,
+        planned: &mut Vec<(SeqId, Range<usize>)>,
+    ) -> Result<()> {
         self.kv.allocate_for(id, n)?;
         if let Some(w) = &mut self.window_kv {
             w.allocate_for(id, n)?;
@@ -543,7 +567,10 @@ impl Scheduler {
 
     /// Keys the computed full blocks of `id` and frees its blocks in both pools.
     fn free_blocks_of(&mut self, id: SeqId) -> Result<()> {
-        let seq = self.seqs.get(&id).ok_or(Error::UnknownSequence { seq: id })?;
+        let seq = self
+            .seqs
+            .get(&id)
+            .ok_or(Error::UnknownSequence { seq: id })?;
         for pool in std::iter::once(&mut self.kv).chain(self.window_kv.as_mut()) {
             if pool.contains(id) {
                 pool.register(id, &seq.hashes, &seq.tokens, seq.computed)?;
@@ -566,7 +593,10 @@ impl Scheduler {
         }
         self.free_blocks_of(id)?;
         self.running.retain(|r| *r != id);
-        let seq = self.seqs.get_mut(&id).ok_or(Error::UnknownSequence { seq: id })?;
+        let seq = self
+            .seqs
+            .get_mut(&id)
+            .ok_or(Error::UnknownSequence { seq: id })?;
         seq.computed = 0;
         self.queued_tokens += seq.tokens.len();
         self.waiting.push_front(id);
@@ -593,7 +623,9 @@ impl Scheduler {
         if let Some(w) = &self.window_kv {
             w.check_invariants()?;
         }
-        if !self.running.windows(2).all(|p| p[0] < p[1]) || self.running.len() > self.config.max_running {
+        if !self.running.windows(2).all(|p| p[0] < p[1])
+            || self.running.len() > self.config.max_running
+        {
             return bad(format!("running {:?}", self.running));
         }
         if self.running.len() + self.waiting.len() != self.seqs.len() {

@@ -14,7 +14,9 @@ const STOP: u32 = 3;
 fn next_token(ctx: &[u32]) -> u32 {
     let mut h = 0x243f_6a88_85a3_08d3u64;
     for &t in ctx {
-        h = (h ^ t as u64).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        h = (h ^ t as u64)
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(23);
     }
     10 + (h % (VOCAB as u64 - 10)) as u32
 }
@@ -81,9 +83,10 @@ impl FakeModel {
                 .map(|p| self.kv[self.slot(&e.block_table, 0, p)].unwrap())
                 .collect();
             if let (Some(w), Some(window)) = (&e.window_table, self.window) {
-                for p in (end + 1).saturating_sub(window)..end {
+                let lo = (end + 1).saturating_sub(window);
+                for (p, &want) in ctx.iter().enumerate().skip(lo) {
                     let got = self.wkv[self.slot(w.blocks(), w.first_block(), p)];
-                    assert_eq!(got, Some(ctx[p]), "windowed KV of {} at {p}", e.seq);
+                    assert_eq!(got, Some(want), "windowed KV of {} at {p}", e.seq);
                 }
             }
             out.push((e.seq, Some(next_token(&ctx))));
@@ -108,7 +111,9 @@ fn sched(cfg: SchedulerConfig, blocks: usize, cache: bool) -> Scheduler {
 }
 
 fn prompt(rng: &mut Rng, len: usize) -> Vec<u32> {
-    (0..len).map(|_| 10 + (rng.next_u64() % 900) as u32).collect()
+    (0..len)
+        .map(|_| 10 + (rng.next_u64() % 900) as u32)
+        .collect()
 }
 
 fn req(prompt: Vec<u32>, max_new: usize) -> Request {
@@ -144,9 +149,16 @@ fn drive(s: &mut Scheduler, arrivals: Vec<(usize, Request)>) -> Vec<Vec<u32>> {
         let plan = s.schedule().unwrap();
         assert!(plan.num_tokens() <= s.config.step_token_budget);
         // Every decoding sequence not preempted is planned, before any prefill.
-        let n_decode = decoding.iter().filter(|d| !plan.preempted.contains(d)).count();
+        let n_decode = decoding
+            .iter()
+            .filter(|d| !plan.preempted.contains(d))
+            .count();
         for (i, e) in plan.entries.iter().enumerate() {
-            assert_eq!(decoding.contains(&e.seq), i < n_decode, "step {step}: {e:?}");
+            assert_eq!(
+                decoding.contains(&e.seq),
+                i < n_decode,
+                "step {step}: {e:?}"
+            );
         }
         let results = model.step(s, &plan);
         for (id, t) in &results {
@@ -156,7 +168,10 @@ fn drive(s: &mut Scheduler, arrivals: Vec<(usize, Request)>) -> Vec<Vec<u32>> {
         }
         let done = s.on_step_done(&results).unwrap();
         for (id, _) in &done.finished {
-            assert!(!s.contains(*id) && !s.kv().contains(*id), "finished leave at once");
+            assert!(
+                !s.contains(*id) && !s.kv().contains(*id),
+                "finished leave at once"
+            );
         }
         s.check_invariants().unwrap();
     }
@@ -206,8 +221,14 @@ fn long_prompt_never_stalls_running_streams() {
         assert!(plan.entries[0].needs_logits);
         assert_eq!(plan.entries[2].seq, long);
         assert_eq!(plan.entries[2].tokens.len(), 30.min(1000 - 30 * chunks));
-        assert_eq!(plan.num_tokens(), plan.entries.len().max(2) + plan.entries[2].tokens.len() - 1);
-        assert_eq!(plan.entries[2].needs_logits, plan.entries[2].tokens.end == 1000);
+        assert_eq!(
+            plan.num_tokens(),
+            plan.entries.len().max(2) + plan.entries[2].tokens.len() - 1
+        );
+        assert_eq!(
+            plan.entries[2].needs_logits,
+            plan.entries[2].tokens.end == 1000
+        );
         let r = model.step(&s, &plan);
         s.on_step_done(&r).unwrap();
         chunks += 1;
@@ -257,7 +278,16 @@ fn admission_errors_at_the_exact_limits() {
     s.add(req(vec![10; 10], 1)).unwrap();
     s.add(req(vec![10; 20], 1)).unwrap();
     let e = s.add(req(vec![10; 1], 1)).unwrap_err();
-    assert!(matches!(e, Error::Overloaded { what: "queued requests", limit: 2 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Overloaded {
+                what: "queued requests",
+                limit: 2
+            }
+        ),
+        "{e}"
+    );
     let mut model = FakeModel::new(&s);
     let plan = s.schedule().unwrap();
     let r = model.step(&s, &plan);
@@ -265,16 +295,42 @@ fn admission_errors_at_the_exact_limits() {
     assert_eq!(s.stats().waiting, 0);
     s.add(req(vec![10; 30], 1)).unwrap();
     let e = s.add(req(vec![10; 1], 1)).unwrap_err();
-    assert!(matches!(e, Error::Overloaded { what: "queued prompt tokens", limit: 30 }), "{e}");
-    let mut s = sched(SchedulerConfig { max_context: 100, ..config(32) }, 64, false);
+    assert!(
+        matches!(
+            e,
+            Error::Overloaded {
+                what: "queued prompt tokens",
+                limit: 30
+            }
+        ),
+        "{e}"
+    );
+    let mut s = sched(
+        SchedulerConfig {
+            max_context: 100,
+            ..config(32)
+        },
+        64,
+        false,
+    );
     s.add(req(vec![10; 90], 10)).unwrap();
     let e = s.add(req(vec![10; 90], 11)).unwrap_err();
-    assert!(matches!(e, Error::ContextLengthExceeded { prompt_tokens: 90, max_new_tokens: 11, limit: 100 }));
+    assert!(matches!(
+        e,
+        Error::ContextLengthExceeded {
+            prompt_tokens: 90,
+            max_new_tokens: 11,
+            limit: 100
+        }
+    ));
     let e = s.add(req(vec![10; 101], 1)).unwrap_err();
     assert!(matches!(e, Error::ContextLengthExceeded { .. }));
     // The whole pool (4 blocks of 16) also bounds one sequence.
     let mut s = sched(config(32), 4, false);
-    assert!(matches!(s.add(req(vec![10; 60], 5)), Err(Error::ContextLengthExceeded { limit: 64, .. })));
+    assert!(matches!(
+        s.add(req(vec![10; 60], 5)),
+        Err(Error::ContextLengthExceeded { limit: 64, .. })
+    ));
     assert!(s.add(req(vec![], 5)).is_err());
     assert!(s.add(req(vec![1], 0)).is_err());
     assert!(s.is_idle());
@@ -299,7 +355,9 @@ fn preempts_the_youngest_and_all_finish_as_alone() {
     // The victim is the youngest running sequence.
     let mut s = sched(config(8), 4, false);
     let mut model = FakeModel::new(&s);
-    let ids: Vec<SeqId> = (0..2).map(|i| s.add(req(vec![20 + i; 16], 40)).unwrap()).collect();
+    let ids: Vec<SeqId> = (0..2)
+        .map(|i| s.add(req(vec![20 + i; 16], 40)).unwrap())
+        .collect();
     let mut victims = Vec::new();
     while s.contains(ids[0]) {
         let plan = s.schedule().unwrap();
@@ -333,19 +391,37 @@ fn prefix_cache_reuses_shared_prefix_and_respects_salt() {
     assert_eq!(out, solo(&first));
     let st = s.stats().prefix_cache;
     assert_eq!((st.queries, st.hit_tokens), (1, 0));
-    assert_eq!(st.cached_blocks, 4, "64 prompt tokens + 3 + 3 computed = 4 full blocks");
+    assert_eq!(
+        st.cached_blocks, 4,
+        "64 prompt tokens + 3 + 3 computed = 4 full blocks"
+    );
     let second = req(with_tail(200), 4);
     let id = s.add(second.clone()).unwrap();
     let plan = s.schedule().unwrap();
-    assert_eq!(plan.entries[0].tokens, 64..67, "the cached 64 tokens are skipped");
+    assert_eq!(
+        plan.entries[0].tokens,
+        64..67,
+        "the cached 64 tokens are skipped"
+    );
     let r = model.step(&s, &plan);
-    assert_eq!(r[0].1, Some(solo(&second)[0]), "prefill read the first request's blocks");
+    assert_eq!(
+        r[0].1,
+        Some(solo(&second)[0]),
+        "prefill read the first request's blocks"
+    );
     s.cancel(id).unwrap();
-    assert_eq!(s.on_step_done(&r).unwrap(), StepOutcome::default(), "cancelled: ignored");
+    assert_eq!(
+        s.on_step_done(&r).unwrap(),
+        StepOutcome::default(),
+        "cancelled: ignored"
+    );
     let st = s.stats().prefix_cache;
     assert_eq!((st.queries, st.hit_tokens, st.hit_blocks), (2, 64, 4));
     // Another adapter: same tokens, no reuse.
-    let salted = Request { cache_salt: 9, ..second.clone() };
+    let salted = Request {
+        cache_salt: 9,
+        ..second.clone()
+    };
     s.add(salted).unwrap();
     let plan = s.schedule().unwrap();
     assert_eq!(plan.entries[0].tokens, 0..67);
@@ -359,16 +435,24 @@ fn prefix_cache_reuses_shared_prefix_and_respects_salt() {
 #[test]
 fn cancellation_returns_every_block() {
     let mut rng = Rng::seeded(5);
-    let cfg = SchedulerConfig { window: Some(40), ..config(32) };
+    let cfg = SchedulerConfig {
+        window: Some(40),
+        ..config(32)
+    };
     let mut s = Scheduler::new(
         cfg,
         BlockManager::new(16, 40, true).unwrap(),
         Some(BlockManager::new(16, 12, true).unwrap()),
     )
     .unwrap();
-    let start = (s.kv().free_blocks(), s.window_kv().map(BlockManager::free_blocks));
+    let start = (
+        s.kv().free_blocks(),
+        s.window_kv().map(BlockManager::free_blocks),
+    );
     let mut model = FakeModel::new(&s);
-    let ids: Vec<SeqId> = (0..5).map(|_| s.add(req(prompt(&mut rng, 50), 30)).unwrap()).collect();
+    let ids: Vec<SeqId> = (0..5)
+        .map(|_| s.add(req(prompt(&mut rng, 50), 30)).unwrap())
+        .collect();
     for _ in 0..6 {
         let plan = s.schedule().unwrap();
         let r = model.step(&s, &plan);
@@ -379,15 +463,28 @@ fn cancellation_returns_every_block() {
         s.cancel(id).unwrap();
         s.check_invariants().unwrap();
     }
-    assert!(matches!(s.cancel(SeqId(0)), Err(Error::UnknownSequence { .. })));
-    assert_eq!((s.kv().free_blocks(), s.window_kv().map(BlockManager::free_blocks)), start);
+    assert!(matches!(
+        s.cancel(SeqId(0)),
+        Err(Error::UnknownSequence { .. })
+    ));
+    assert_eq!(
+        (
+            s.kv().free_blocks(),
+            s.window_kv().map(BlockManager::free_blocks)
+        ),
+        start
+    );
     assert!(s.is_idle());
 }
 
 #[test]
 fn sliding_window_keeps_only_the_windows_blocks() {
     let (bs, window) = (16usize, 256usize);
-    let cfg = SchedulerConfig { window: Some(window), step_token_budget: 128, ..config(128) };
+    let cfg = SchedulerConfig {
+        window: Some(window),
+        step_token_budget: 128,
+        ..config(128)
+    };
     let mut s = Scheduler::new(
         cfg,
         BlockManager::new(bs, 300, true).unwrap(),
@@ -395,7 +492,10 @@ fn sliding_window_keeps_only_the_windows_blocks() {
     )
     .unwrap();
     let mut rng = Rng::seeded(6);
-    let r = Request { stop_token_ids: vec![], ..req(prompt(&mut rng, 3000), 1000) };
+    let r = Request {
+        stop_token_ids: vec![],
+        ..req(prompt(&mut rng, 3000), 1000)
+    };
     let id = s.add(r.clone()).unwrap();
     let mut model = FakeModel::new(&s);
     let bound = window.div_ceil(bs) + 1;
@@ -408,7 +508,10 @@ fn sliding_window_keeps_only_the_windows_blocks() {
         if s.contains(id) {
             let held = s.window_kv().unwrap().table(id).unwrap().blocks().len();
             assert!(held <= bound, "{held} windowed blocks > {bound}");
-            assert_eq!(s.kv().table(id).unwrap().blocks().len(), s.seqs[&id].computed.div_ceil(bs));
+            assert_eq!(
+                s.kv().table(id).unwrap().blocks().len(),
+                s.seqs[&id].computed.div_ceil(bs)
+            );
         }
     }
     assert_eq!(out, solo(&r));
@@ -418,7 +521,7 @@ fn sliding_window_keeps_only_the_windows_blocks() {
 #[test]
 fn randomized_stress_keeps_invariants() {
     let mut rng = Rng::seeded(7);
-    for round in 0..6 {
+    for round in 0..6usize {
         let windowed = round % 2 == 1;
         let cfg = SchedulerConfig {
             max_running: 6,
@@ -426,7 +529,7 @@ fn randomized_stress_keeps_invariants() {
             window: windowed.then_some(40),
             ..config(24)
         };
-        let kv = BlockManager::new(8, 30, round % 3 != 0).unwrap();
+        let kv = BlockManager::new(8, 30, !round.is_multiple_of(3)).unwrap();
         let wkv = windowed.then(|| BlockManager::new(8, 12, true).unwrap());
         let mut s = Scheduler::new(cfg, kv, wkv).unwrap();
         let start = s.kv().free_blocks();
@@ -435,7 +538,7 @@ fn randomized_stress_keeps_invariants() {
         let mut live: HashMap<SeqId, Request> = HashMap::new();
         let mut got: HashMap<SeqId, Vec<u32>> = HashMap::new();
         for step in 0..400 {
-            if step < 300 && rng.next_u64() % 3 == 0 {
+            if step < 300 && rng.next_u64().is_multiple_of(3) {
                 let base = &bases[(rng.next_u64() % 3) as usize];
                 let mut p = base[..(rng.next_u64() % 40) as usize + 1].to_vec();
                 let extra = (rng.next_u64() % 30) as usize;
@@ -445,7 +548,7 @@ fn randomized_stress_keeps_invariants() {
                     live.insert(id, r);
                 }
             }
-            if rng.next_u64() % 40 == 0 {
+            if rng.next_u64().is_multiple_of(40) {
                 if let Some(&id) = live.keys().min() {
                     s.cancel(id).unwrap();
                     live.remove(&id);
@@ -464,7 +567,10 @@ fn randomized_stress_keeps_invariants() {
             s.check_invariants().unwrap();
         }
         let st = s.stats();
-        eprintln!("round {round}: {} preemptions, {:?}", st.preemptions, st.prefix_cache);
+        eprintln!(
+            "round {round}: {} preemptions, {:?}",
+            st.preemptions, st.prefix_cache
+        );
         for id in live.keys() {
             s.cancel(*id).unwrap();
         }
