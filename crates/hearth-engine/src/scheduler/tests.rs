@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::prefix_cache::PrefixCacheStats;
 use crate::rng::Rng;
+use crate::BlockId;
 
 const VOCAB: u32 = 1000;
 const STOP: u32 = 3;
@@ -268,43 +270,53 @@ fn new_requests_join_next_step_and_finished_leave() {
 
 #[test]
 fn admission_errors_at_the_exact_limits() {
+    // Two batch slots plus two queued: the fifth request is refused, before and after
+    // the first two start running.
     let cfg = SchedulerConfig {
+        max_running: 2,
         max_queued_requests: 2,
+        ..config(32)
+    };
+    let mut s = sched(cfg, 64, false);
+    for _ in 0..4 {
+        s.add(req(vec![10; 4], 5)).unwrap();
+    }
+    let e = s.add(req(vec![10; 1], 1)).unwrap_err();
+    let limit_2 = matches!(
+        e,
+        Error::Overloaded {
+            what: "queued requests",
+            limit: 2
+        }
+    );
+    assert!(limit_2, "{e}");
+    let mut model = FakeModel::new(&s);
+    let plan = s.schedule().unwrap();
+    assert_eq!(plan.entries.len(), 2);
+    let r = model.step(&s, &plan);
+    s.on_step_done(&r).unwrap();
+    assert_eq!((s.stats().running, s.stats().waiting), (2, 2));
+    assert!(matches!(
+        s.add(req(vec![10; 1], 1)),
+        Err(Error::Overloaded { .. })
+    ));
+    // Queued prompt tokens: exactly at the limit is accepted, one more is refused.
+    let cfg = SchedulerConfig {
         max_queued_prompt_tokens: 30,
-        max_context: 100,
         ..config(32)
     };
     let mut s = sched(cfg, 64, false);
     s.add(req(vec![10; 10], 1)).unwrap();
     s.add(req(vec![10; 20], 1)).unwrap();
     let e = s.add(req(vec![10; 1], 1)).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Overloaded {
-                what: "queued requests",
-                limit: 2
-            }
-        ),
-        "{e}"
+    let limit_30 = matches!(
+        e,
+        Error::Overloaded {
+            what: "queued prompt tokens",
+            limit: 30
+        }
     );
-    let mut model = FakeModel::new(&s);
-    let plan = s.schedule().unwrap();
-    let r = model.step(&s, &plan);
-    s.on_step_done(&r).unwrap();
-    assert_eq!(s.stats().waiting, 0);
-    s.add(req(vec![10; 30], 1)).unwrap();
-    let e = s.add(req(vec![10; 1], 1)).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Overloaded {
-                what: "queued prompt tokens",
-                limit: 30
-            }
-        ),
-        "{e}"
-    );
+    assert!(limit_30, "{e}");
     let mut s = sched(
         SchedulerConfig {
             max_context: 100,
