@@ -187,8 +187,18 @@ fn drive(s: &mut Scheduler, arrivals: Vec<(usize, Request)>) -> Vec<Vec<u32>> {
 #[test]
 fn batch_matches_solo_and_respects_budget() {
     let mut rng = Rng::seeded(1);
+    let system = prompt(&mut rng, 40);
+    // Odd requests share a 40-token "system prompt", so the cache has work to do.
     let reqs: Vec<(usize, Request)> = (0..12)
-        .map(|i| (i * 3, req(prompt(&mut rng, 5 + 37 * i), 20 + i)))
+        .map(|i| {
+            let own = prompt(&mut rng, 5 + 37 * i);
+            let p = if i % 2 == 1 {
+                [system.clone(), own].concat()
+            } else {
+                own
+            };
+            (i * 3, req(p, 20 + i))
+        })
         .collect();
     for cache in [false, true] {
         let mut s = sched(config(48), 512, cache);
@@ -197,6 +207,7 @@ fn batch_matches_solo_and_respects_budget() {
             assert_eq!(out, solo(r));
         }
         assert_eq!(s.stats().preemptions, 0);
+        assert_eq!(s.stats().prefix_cache.hit_tokens > 0, cache);
         assert_eq!(s.kv().free_blocks(), 512);
     }
 }
@@ -588,4 +599,52 @@ fn randomized_stress_keeps_invariants() {
         }
         assert_eq!(s.kv().free_blocks(), start);
     }
+}
+
+#[test]
+fn misuse_is_an_error_not_a_panic() {
+    let mut s = sched(config(32), 16, true);
+    let a = s.add(req(vec![10; 20], 3)).unwrap();
+    let plan = s.schedule().unwrap();
+    assert!(plan.entries[0].needs_logits);
+    assert!(s.schedule().is_err(), "planning twice");
+    assert!(s.on_step_done(&[]).is_err(), "missing the sampled token");
+    assert!(s.on_step_done(&[(a, None)]).is_err());
+    s.on_step_done(&[(a, Some(42)), (SeqId(77), Some(1))])
+        .unwrap();
+    assert_eq!(s.generated(a).unwrap(), &[42]);
+    assert!(s.tokens(SeqId(77)).is_err());
+    assert!(s.finish(SeqId(77)).is_err());
+    s.finish(a).unwrap();
+    assert!(s.cancel(a).is_err());
+    assert!(s.is_idle());
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    let kv = || BlockManager::new(16, 64, false).unwrap();
+    let cfg = SchedulerConfig {
+        step_token_budget: 4,
+        ..config(32)
+    };
+    assert!(
+        Scheduler::new(cfg, kv(), None).is_err(),
+        "budget below max_running"
+    );
+    let cfg = SchedulerConfig {
+        window: Some(64),
+        ..config(32)
+    };
+    assert!(
+        Scheduler::new(cfg.clone(), kv(), None).is_err(),
+        "window without its pool"
+    );
+    let small = BlockManager::new(16, 6, false).unwrap();
+    assert!(
+        Scheduler::new(cfg.clone(), kv(), Some(small)).is_err(),
+        "pool < window + chunk"
+    );
+    let enough = BlockManager::new(16, 7, false).unwrap();
+    assert!(Scheduler::new(cfg, kv(), Some(enough)).is_ok());
 }
