@@ -27,6 +27,46 @@ pub enum Error {
         /// Position of the empty string in the list passed in.
         index: usize,
     },
+    /// The engine is at an admission limit; the caller should retry later (HTTP 429).
+    #[error("overloaded: {what} at the limit of {limit}")]
+    Overloaded {
+        /// Which limit: `"queued requests"` or `"queued prompt tokens"`.
+        what: &'static str,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The prompt plus the tokens asked for do not fit the context (never truncated).
+    #[error(
+        "context length exceeded: {prompt_tokens} prompt tokens + {max_new_tokens} new > {limit}"
+    )]
+    ContextLengthExceeded {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// New tokens asked for.
+        max_new_tokens: usize,
+        /// The most tokens one sequence may hold.
+        limit: usize,
+    },
+    /// The KV block pool cannot supply the blocks asked for.
+    #[error("out of KV blocks: {needed} needed, {available} available")]
+    OutOfBlocks {
+        /// Blocks the operation needed.
+        needed: usize,
+        /// Blocks free or evictable.
+        available: usize,
+    },
+    /// A sequence id the scheduler or block manager does not know.
+    #[error("unknown sequence {seq}")]
+    UnknownSequence {
+        /// The id passed in.
+        seq: crate::SeqId,
+    },
+    /// A bookkeeping invariant of the block manager or scheduler does not hold (our bug).
+    #[error("invariant violated: {what}")]
+    InvariantViolated {
+        /// Which invariant, and the values that broke it.
+        what: String,
+    },
 }
 
 /// Result with this crate's [`Error`].
