@@ -1,0 +1,251 @@
+//! API keys, access tokens and passwords.
+//!
+//! Two kinds of evidence: a vendor prefix with a token of the vendor's shape (`sk-`,
+//! `sk-proj-`, `ghp_`, `xoxb-`, `AKIA`...), and a value assigned to a secret-sounding
+//! name (`password=...`, `"api_key": "..."`) that has enough entropy. Random-looking
+//! strings with neither are left alone: on their own they are as often hashes, ids and
+//! base64 data as secrets.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::finding::{Finding, PiiKind};
+use crate::recognizer::{entropy_bits_per_byte, is_word_byte, Recognizer};
+
+/// A vendor prefix and the shape of the token body after it.
+struct Prefix {
+    prefix: &'static str,
+    min_body: usize,
+    max_body: usize,
+    /// Body is upper-case letters and digits only (AWS key ids).
+    upper_alnum: bool,
+}
+
+const fn prefix(prefix: &'static str, min_body: usize, max_body: usize) -> Prefix {
+    Prefix {
+        prefix,
+        min_body,
+        max_body,
+        upper_alnum: false,
+    }
+}
+
+/// Longer prefixes first: the automaton is leftmost-first.
+const PREFIXES: &[Prefix] = &[
+    prefix("sk-proj-", 20, 200), // OpenAI project keys
+    prefix("sk-ant-", 20, 200),  // Anthropic
+    prefix("sk_live_", 20, 120), // Stripe
+    prefix("sk_test_", 20, 120),
+    prefix("rk_live_", 20, 120),
+    prefix("github_pat_", 20, 120),
+    prefix("sk-", 20, 200), // OpenAI and compatibles
+    prefix("ghp_", 30, 60), // GitHub tokens
+    prefix("gho_", 30, 60),
+    prefix("ghu_", 30, 60),
+    prefix("ghs_", 30, 60),
+    prefix("ghr_", 30, 60),
+    prefix("glpat-", 20, 60), // GitLab
+    prefix("xoxb-", 10, 200), // Slack
+    prefix("xoxp-", 10, 200),
+    prefix("xoxa-", 10, 200),
+    prefix("xoxr-", 10, 200),
+    prefix("xoxs-", 10, 200),
+    prefix("hf_", 30, 60),  // Hugging Face
+    prefix("AIza", 35, 35), // Google API keys
+    Prefix {
+        prefix: "AKIA",
+        min_body: 16,
+        max_body: 16,
+        upper_alnum: true,
+    }, // AWS key ids
+    Prefix {
+        prefix: "ASIA",
+        min_body: 16,
+        max_body: 16,
+        upper_alnum: true,
+    },
+];
+
+/// Names whose assigned value is a secret.
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "access_token",
+    "auth_token",
+    "token",
+    "client_secret",
+    "private_key",
+    "密码",
+    "口令",
+];
+
+/// Minimum entropy (bits per byte) of an assigned value for it to count as a secret.
+const MIN_ASSIGNED_ENTROPY: f32 = 3.0;
+
+/// Finds secrets by vendor prefix (score 0.95, or 0.9 for AWS key ids, lower when the
+/// body is repetitive) and by assignment to a secret name (score 0.75).
+#[derive(Debug, Clone)]
+pub struct SecretRecognizer {
+    prefixes: AhoCorasick,
+    names: AhoCorasick,
+}
+
+impl Default for SecretRecognizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SecretRecognizer {
+    /// The recognizer with its prefix and name automata built.
+    pub fn new() -> Self {
+        let prefixes = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(PREFIXES.iter().map(|p| p.prefix))
+            .expect("built-in prefix list compiles");
+        let names = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(SECRET_NAMES)
+            .expect("built-in name list compiles");
+        SecretRecognizer { prefixes, names }
+    }
+
+    fn find_prefixed(&self, bytes: &[u8], out: &mut Vec<Finding>) {
+        for m in self.prefixes.find_iter(bytes) {
+            let rule = &PREFIXES[m.pattern().as_usize()];
+            if m.start() > 0 && is_word_byte(bytes[m.start() - 1]) {
+                continue;
+            }
+            let body_ok = |b: u8| {
+                if rule.upper_alnum {
+                    b.is_ascii_uppercase() || b.is_ascii_digit()
+                } else {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+                }
+            };
+            let mut end = m.end();
+            while end < bytes.len() && body_ok(bytes[end]) {
+                end += 1;
+            }
+            let body = &bytes[m.end()..end];
+            let glued = end < bytes.len() && is_word_byte(bytes[end]);
+            if glued || body.len() < rule.min_body || body.len() > rule.max_body {
+                continue;
+            }
+            let entropy = entropy_bits_per_byte(body);
+            let score = if rule.upper_alnum {
+                0.9
+            } else if entropy >= 3.5 {
+                0.95
+            } else if entropy >= 2.5 {
+                0.6
+            } else {
+                continue; // `sk-aaaaaaaaaaaaaaaaaaaa`: a placeholder, not a key
+            };
+            out.push(Finding::new(PiiKind::Secret, m.start()..end, score));
+        }
+    }
+
+    fn find_assigned(&self, bytes: &[u8], out: &mut Vec<Finding>) {
+        for m in self.names.find_iter(bytes) {
+            let ascii_name = bytes[m.start()].is_ascii();
+            if ascii_name && m.start() > 0 && bytes[m.start() - 1].is_ascii_alphabetic() {
+                continue;
+            }
+            // name, optional closing quote, spaces, `=` / `:` / `：`, spaces, optional quote
+            let mut i = m.end();
+            while i < bytes.len() && (is_word_byte(bytes[i]) && ascii_name) {
+                i += 1; // `password_hash`, `tokens`: let `_hash` and friends through below
+            }
+            if i != m.end() {
+                continue;
+            }
+            while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b' ' | b'\t') {
+                i += 1;
+            }
+            if bytes[i..].starts_with("：".as_bytes()) {
+                i += "：".len();
+            } else if i < bytes.len() && matches!(bytes[i], b'=' | b':') {
+                i += 1;
+            } else {
+                continue;
+            }
+            while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b' ' | b'\t') {
+                i += 1;
+            }
+            let start = i;
+            while i < bytes.len()
+                && bytes[i].is_ascii_graphic()
+                && !matches!(bytes[i], b'"' | b'\'' | b',' | b';')
+            {
+                i += 1;
+            }
+            let value = &bytes[start..i];
+            if value.len() >= 8 && entropy_bits_per_byte(value) >= MIN_ASSIGNED_ENTROPY {
+                out.push(Finding::new(PiiKind::Secret, start..i, 0.75));
+            }
+        }
+    }
+}
+
+impl Recognizer for SecretRecognizer {
+    fn kinds(&self) -> &'static [PiiKind] {
+        &[PiiKind::Secret]
+    }
+
+    fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        let bytes = text.as_bytes();
+        self.find_prefixed(bytes, out);
+        self.find_assigned(bytes, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        SecretRecognizer::new().find(text, &mut out);
+        out.iter().map(|f| &text[f.span.clone()]).collect()
+    }
+
+    #[test]
+    fn prefixed_keys() {
+        let key = "sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI";
+        assert_eq!(found(&format!("OPENAI_API_KEY={key}")), [key]);
+        assert_eq!(
+            found("ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5 leaked"),
+            ["ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"]
+        );
+        assert_eq!(found("aws AKIAIOSFODNN7EXAMPLE."), ["AKIAIOSFODNN7EXAMPLE"]);
+        assert_eq!(
+            found("xoxb-123456789012-abcdefGHIJ"),
+            ["xoxb-123456789012-abcdefGHIJ"]
+        );
+    }
+
+    #[test]
+    fn assigned_secrets() {
+        assert_eq!(found(r#"{"password": "Tr0ub4dor&3xK"}"#), ["Tr0ub4dor&3xK"]);
+        assert_eq!(found("DB_PASSWORD=q8#Lm2!vZp"), ["q8#Lm2!vZp"]);
+        assert_eq!(found("密码：Xy7#pQ2m9"), ["Xy7#pQ2m9"]);
+    }
+
+    #[test]
+    fn negatives() {
+        assert!(found("task-management is fun").is_empty());
+        assert!(found("sk-aaaaaaaaaaaaaaaaaaaaaaaa").is_empty());
+        assert!(found("AKIA1234").is_empty(), "too short");
+        assert!(found("password: aaaaaaaaaa").is_empty(), "low entropy");
+        assert!(found("password_hash = 5f4dcc3b").is_empty());
+        assert!(found("forgot your password? click").is_empty());
+        assert!(found("xAKIAIOSFODNN7EXAMPLE").is_empty());
+    }
+}
