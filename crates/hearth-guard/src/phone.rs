@@ -170,7 +170,9 @@ impl Recognizer for PhoneRecognizer {
                     Format::ChinaMobile => separators_consistent(candidate).then_some(0.9),
                     Format::Trunk if bare => self.bare_score(bytes, start, 0.4),
                     Format::Trunk => {
-                        let ok = (9..=12).contains(&digits) && candidate.get(1) != Some(&b'0');
+                        // `00` starts an international number, not a trunk.
+                        let second = candidate.iter().filter(|b| b.is_ascii_digit()).nth(1);
+                        let ok = (9..=12).contains(&digits) && second != Some(&b'0');
                         ok.then_some(0.8)
                     }
                     Format::BareNorthAmerican => {

@@ -49,11 +49,6 @@ pub(crate) fn stands_alone(bytes: &[u8], start: usize, end: usize) -> bool {
     true
 }
 
-/// The ASCII digits of `s`, as values 0..=9, skipping everything else.
-pub(crate) fn digits_of(s: &str) -> impl Iterator<Item = u8> + '_ {
-    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0')
-}
-
 /// Shannon entropy of `s` in bits per byte.
 pub(crate) fn entropy_bits_per_byte(s: &[u8]) -> f32 {
     if s.is_empty() {

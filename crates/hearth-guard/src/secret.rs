@@ -201,8 +201,20 @@ impl Recognizer for SecretRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
+        let first = out.len();
         self.find_prefixed(bytes, out);
+        let prefixed = out.len();
         self.find_assigned(bytes, out);
+        // `api_key=sk-...` is one secret, found both ways: keep the prefixed finding.
+        let mut i = prefixed;
+        while i < out.len() {
+            let start = out[i].span.start;
+            if out[first..prefixed].iter().any(|f| f.span.start == start) {
+                out.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 
