@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
 use crate::finding::{Finding, PiiKind};
-use crate::recognizer::{stands_alone, Recognizer};
+use crate::recognizer::{digit_runs, stands_alone, Recognizer};
 
 /// How many bytes before a bare number are searched for context words.
 const CONTEXT_WINDOW: usize = 48;
@@ -143,9 +143,22 @@ impl Recognizer for PhoneRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
+        // Every format is digits, spaces and `+().-/`, plus an extension of at most
+        // eleven bytes (` ext. 12345`) after the run.
+        let in_run = |b: u8| matches!(b, b' ' | b'+' | b'(' | b')' | b'.' | b'-' | b'/');
+        for run in digit_runs(bytes, in_run, 8) {
+            let region_end = bytes.len().min(run.end + 11);
+            self.find_in(bytes, run.start, region_end, out);
+        }
+    }
+}
+
+impl PhoneRecognizer {
+    /// Runs every format over `bytes[from..to]`, checking boundaries against all of `bytes`.
+    fn find_in(&self, bytes: &[u8], from: usize, to: usize, out: &mut Vec<Finding>) {
         for (format, regex) in &self.formats {
-            for m in regex.find_iter(bytes) {
-                let (start, end) = (m.start(), m.end());
+            for m in regex.find_iter(&bytes[from..to]) {
+                let (start, end) = (from + m.start(), from + m.end());
                 if !stands_alone(bytes, start, end) {
                     continue;
                 }

@@ -49,6 +49,34 @@ pub(crate) fn stands_alone(bytes: &[u8], start: usize, end: usize) -> bool {
     true
 }
 
+/// The maximal runs of bytes for which `in_run` holds that contain at least
+/// `min_digits` ASCII digits, as byte ranges: where number-shaped matches can lie, found
+/// with one cheap pass so that the patterns run only there.
+pub(crate) fn digit_runs(
+    bytes: &[u8],
+    in_run: impl Fn(u8) -> bool,
+    min_digits: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() && !in_run(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = 0;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || in_run(bytes[i])) {
+            digits += usize::from(bytes[i].is_ascii_digit());
+            i += 1;
+        }
+        if digits >= min_digits {
+            runs.push(start..i);
+        }
+    }
+    runs
+}
+
 /// Shannon entropy of `s` in bits per byte.
 pub(crate) fn entropy_bits_per_byte(s: &[u8]) -> f32 {
     if s.is_empty() {

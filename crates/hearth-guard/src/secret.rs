@@ -91,8 +91,9 @@ const MIN_ASSIGNED_ENTROPY: f32 = 3.0;
 /// body is repetitive) and by assignment to a secret name (score 0.75).
 #[derive(Debug, Clone)]
 pub struct SecretRecognizer {
-    prefixes: AhoCorasick,
-    names: AhoCorasick,
+    /// Vendor prefixes (patterns `0..PREFIXES.len()`, matched case-insensitively and
+    /// checked exactly afterwards) then secret names: one pass over the text.
+    words: AhoCorasick,
 }
 
 impl Default for SecretRecognizer {
@@ -102,95 +103,95 @@ impl Default for SecretRecognizer {
 }
 
 impl SecretRecognizer {
-    /// The recognizer with its prefix and name automata built.
+    /// The recognizer with its prefix and name automaton built.
     pub fn new() -> Self {
-        let prefixes = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(PREFIXES.iter().map(|p| p.prefix))
-            .expect("built-in prefix list compiles");
-        let names = AhoCorasickBuilder::new()
+        let words = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .build(SECRET_NAMES)
-            .expect("built-in name list compiles");
-        SecretRecognizer { prefixes, names }
+            .build(
+                PREFIXES
+                    .iter()
+                    .map(|p| p.prefix)
+                    .chain(SECRET_NAMES.iter().copied()),
+            )
+            .expect("built-in word list compiles");
+        SecretRecognizer { words }
     }
 
-    fn find_prefixed(&self, bytes: &[u8], out: &mut Vec<Finding>) {
-        for m in self.prefixes.find_iter(bytes) {
-            let rule = &PREFIXES[m.pattern().as_usize()];
-            if m.start() > 0 && is_word_byte(bytes[m.start() - 1]) {
-                continue;
-            }
-            let body_ok = |b: u8| {
-                if rule.upper_alnum {
-                    b.is_ascii_uppercase() || b.is_ascii_digit()
-                } else {
-                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-                }
-            };
-            let mut end = m.end();
-            while end < bytes.len() && body_ok(bytes[end]) {
-                end += 1;
-            }
-            let body = &bytes[m.end()..end];
-            let glued = end < bytes.len() && is_word_byte(bytes[end]);
-            if glued || body.len() < rule.min_body || body.len() > rule.max_body {
-                continue;
-            }
-            let entropy = entropy_bits_per_byte(body);
-            let score = if rule.upper_alnum {
-                0.9
-            } else if entropy >= 3.5 {
-                0.95
-            } else if entropy >= 2.5 {
-                0.6
-            } else {
-                continue; // `sk-aaaaaaaaaaaaaaaaaaaa`: a placeholder, not a key
-            };
-            out.push(Finding::new(PiiKind::Secret, m.start()..end, score));
+    /// A secret after the vendor prefix `rule` matched at `start..body_start`.
+    fn prefixed(rule: &Prefix, bytes: &[u8], start: usize, body_start: usize) -> Option<Finding> {
+        if &bytes[start..body_start] != rule.prefix.as_bytes() {
+            return None; // matched only case-insensitively
         }
+        if start > 0 && is_word_byte(bytes[start - 1]) {
+            return None;
+        }
+        let body_ok = |b: u8| {
+            if rule.upper_alnum {
+                b.is_ascii_uppercase() || b.is_ascii_digit()
+            } else {
+                b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+            }
+        };
+        let mut end = body_start;
+        while end < bytes.len() && body_ok(bytes[end]) {
+            end += 1;
+        }
+        let body = &bytes[body_start..end];
+        let glued = end < bytes.len() && is_word_byte(bytes[end]);
+        if glued || body.len() < rule.min_body || body.len() > rule.max_body {
+            return None;
+        }
+        let entropy = entropy_bits_per_byte(body);
+        let score = if rule.upper_alnum {
+            0.9
+        } else if entropy >= 3.5 {
+            0.95
+        } else if entropy >= 2.5 {
+            0.6
+        } else {
+            return None; // `sk-aaaaaaaaaaaaaaaaaaaa`: a placeholder, not a key
+        };
+        Some(Finding::new(PiiKind::Secret, start..end, score))
     }
 
-    fn find_assigned(&self, bytes: &[u8], out: &mut Vec<Finding>) {
-        for m in self.names.find_iter(bytes) {
-            let ascii_name = bytes[m.start()].is_ascii();
-            if ascii_name && m.start() > 0 && bytes[m.start() - 1].is_ascii_alphabetic() {
-                continue;
-            }
-            // name, optional closing quote, spaces, `=` / `:` / `：`, spaces, optional quote
-            let mut i = m.end();
-            while i < bytes.len() && (is_word_byte(bytes[i]) && ascii_name) {
-                i += 1; // `password_hash`, `tokens`: let `_hash` and friends through below
-            }
-            if i != m.end() {
-                continue;
-            }
+    /// The value assigned to the secret name matched at `start..name_end`, if it looks
+    /// like a secret.
+    fn assigned(bytes: &[u8], start: usize, name_end: usize) -> Option<Finding> {
+        let ascii_name = bytes[start].is_ascii();
+        if ascii_name && start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+            return None;
+        }
+        // `password_hash`, `tokens`: a longer name is not this name.
+        if ascii_name && name_end < bytes.len() && is_word_byte(bytes[name_end]) {
+            return None;
+        }
+        // name, optional closing quote, spaces, `=` / `:` / `：`, spaces, optional quote
+        let skip_quotes = |mut i: usize| {
             while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b' ' | b'\t') {
                 i += 1;
             }
-            if bytes[i..].starts_with("：".as_bytes()) {
-                i += "：".len();
-            } else if i < bytes.len() && matches!(bytes[i], b'=' | b':') {
-                i += 1;
-            } else {
-                continue;
-            }
-            while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b' ' | b'\t') {
-                i += 1;
-            }
-            let start = i;
-            while i < bytes.len()
-                && bytes[i].is_ascii_graphic()
-                && !matches!(bytes[i], b'"' | b'\'' | b',' | b';')
-            {
-                i += 1;
-            }
-            let value = &bytes[start..i];
-            if value.len() >= 8 && entropy_bits_per_byte(value) >= MIN_ASSIGNED_ENTROPY {
-                out.push(Finding::new(PiiKind::Secret, start..i, 0.75));
-            }
+            i
+        };
+        let mut i = skip_quotes(name_end);
+        if bytes[i..].starts_with("：".as_bytes()) {
+            i += "：".len();
+        } else if i < bytes.len() && matches!(bytes[i], b'=' | b':') {
+            i += 1;
+        } else {
+            return None;
         }
+        let value_start = skip_quotes(i);
+        let mut end = value_start;
+        while end < bytes.len()
+            && bytes[end].is_ascii_graphic()
+            && !matches!(bytes[end], b'"' | b'\'' | b',' | b';')
+        {
+            end += 1;
+        }
+        let value = &bytes[value_start..end];
+        let secret = value.len() >= 8 && entropy_bits_per_byte(value) >= MIN_ASSIGNED_ENTROPY;
+        secret.then(|| Finding::new(PiiKind::Secret, value_start..end, 0.75))
     }
 }
 
@@ -201,20 +202,25 @@ impl Recognizer for SecretRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        let first = out.len();
-        self.find_prefixed(bytes, out);
-        let prefixed = out.len();
-        self.find_assigned(bytes, out);
-        // `api_key=sk-...` is one secret, found both ways: keep the prefixed finding.
-        let mut i = prefixed;
-        while i < out.len() {
-            let start = out[i].span.start;
-            if out[first..prefixed].iter().any(|f| f.span.start == start) {
-                out.swap_remove(i);
-            } else {
-                i += 1;
+        let mut prefixed_starts = Vec::new();
+        let mut assigned = Vec::new();
+        for m in self.words.find_iter(bytes) {
+            let index = m.pattern().as_usize();
+            if let Some(rule) = PREFIXES.get(index) {
+                if let Some(f) = Self::prefixed(rule, bytes, m.start(), m.end()) {
+                    prefixed_starts.push(f.span.start);
+                    out.push(f);
+                }
+            } else if let Some(f) = Self::assigned(bytes, m.start(), m.end()) {
+                assigned.push(f);
             }
         }
+        // `api_key=sk-...` is one secret, found both ways: keep the prefixed finding.
+        out.extend(
+            assigned
+                .into_iter()
+                .filter(|f| !prefixed_starts.contains(&f.span.start)),
+        );
     }
 }
 

@@ -24,7 +24,9 @@ fn python_with_faker() -> Option<&'static str> {
     if has_faker() {
         return Some("python3");
     }
-    eprintln!("faker_labelled: `import faker` failed; trying `python3 -m pip install --quiet Faker`");
+    eprintln!(
+        "faker_labelled: `import faker` failed; trying `python3 -m pip install --quiet Faker`"
+    );
     let installed = Command::new("python3")
         .args(["-m", "pip", "install", "--quiet", "Faker"])
         .status()
@@ -82,7 +84,11 @@ fn faker_precision_recall_per_kind() {
             .iter()
             .map(|l| {
                 let k = l[0].as_str().unwrap().to_string();
-                (k, l[1].as_u64().unwrap() as usize, l[2].as_u64().unwrap() as usize)
+                (
+                    k,
+                    l[1].as_u64().unwrap() as usize,
+                    l[2].as_u64().unwrap() as usize,
+                )
             })
             .collect();
         let found: Vec<(String, usize, usize)> = scanner
@@ -93,33 +99,64 @@ fn faker_precision_recall_per_kind() {
         for f in &found {
             let hit = labels.contains(f);
             let c = by_kind.entry(f.0.clone()).or_default();
-            let cl = by_kind_locale.entry((f.0.clone(), locale.clone())).or_default();
+            let cl = by_kind_locale
+                .entry((f.0.clone(), locale.clone()))
+                .or_default();
             if hit {
                 c.tp += 1;
                 cl.tp += 1;
             } else {
                 c.fp += 1;
                 cl.fp += 1;
-                misses.entry(format!("{} FP", f.0)).or_default().push(format!("{:?} in {text:?}", &text[f.1..f.2]));
+                misses
+                    .entry(format!("{} FP", f.0))
+                    .or_default()
+                    .push(format!("{:?} in {text:?}", &text[f.1..f.2]));
             }
         }
         for l in &labels {
             if !found.contains(l) {
                 by_kind.entry(l.0.clone()).or_default().fn_ += 1;
-                by_kind_locale.entry((l.0.clone(), locale.clone())).or_default().fn_ += 1;
-                misses.entry(format!("{} FN", l.0)).or_default().push(format!("{:?} in {text:?}", &text[l.1..l.2]));
+                by_kind_locale
+                    .entry((l.0.clone(), locale.clone()))
+                    .or_default()
+                    .fn_ += 1;
+                misses
+                    .entry(format!("{} FN", l.0))
+                    .or_default()
+                    .push(format!("{:?} in {text:?}", &text[l.1..l.2]));
             }
         }
     }
 
-    println!("\nFaker labelled set: {} sentences, {bytes} bytes, exact-span match", data.lines().count());
-    println!("{:<16} {:>6} {:>5} {:>5} {:>9} {:>7}", "kind", "tp", "fp", "fn", "precision", "recall");
+    println!(
+        "\nFaker labelled set: {} sentences, {bytes} bytes, exact-span match",
+        data.lines().count()
+    );
+    println!(
+        "{:<16} {:>6} {:>5} {:>5} {:>9} {:>7}",
+        "kind", "tp", "fp", "fn", "precision", "recall"
+    );
     for (k, c) in &by_kind {
-        println!("{k:<16} {:>6} {:>5} {:>5} {:>9.3} {:>7.3}", c.tp, c.fp, c.fn_, c.precision(), c.recall());
+        println!(
+            "{k:<16} {:>6} {:>5} {:>5} {:>9.3} {:>7.3}",
+            c.tp,
+            c.fp,
+            c.fn_,
+            c.precision(),
+            c.recall()
+        );
     }
     println!("\nper locale:");
     for ((k, loc), c) in &by_kind_locale {
-        println!("{k:<16} {loc:<6} {:>6} {:>5} {:>5} {:>9.3} {:>7.3}", c.tp, c.fp, c.fn_, c.precision(), c.recall());
+        println!(
+            "{k:<16} {loc:<6} {:>6} {:>5} {:>5} {:>9.3} {:>7.3}",
+            c.tp,
+            c.fp,
+            c.fn_,
+            c.precision(),
+            c.recall()
+        );
     }
     println!("\nexamples of errors (up to 5 per kind):");
     for (k, v) in &misses {
@@ -129,8 +166,14 @@ fn faker_precision_recall_per_kind() {
     }
 
     for kind in CHECKSUMMED {
-        let c = by_kind.get(kind).unwrap_or_else(|| panic!("no {kind} in the set"));
-        assert!(c.precision() >= 0.98, "{kind} precision {:.3}", c.precision());
+        let c = by_kind
+            .get(kind)
+            .unwrap_or_else(|| panic!("no {kind} in the set"));
+        assert!(
+            c.precision() >= 0.98,
+            "{kind} precision {:.3}",
+            c.precision()
+        );
         assert!(c.recall() >= 0.95, "{kind} recall {:.3}", c.recall());
     }
     assert!(PiiKind::from_label("CN_RESIDENT_ID").is_some());
