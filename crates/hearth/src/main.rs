@@ -27,6 +27,8 @@ enum Command {
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Measure perplexity on a text file (llama-perplexity's protocol).
     Perplexity(commands::perplexity::PerplexityArgs),
+    /// Find or redact personal data and secrets in a text file, line by line.
+    Guard(commands::guard::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => commands::chat::run(a),
         Command::Tokenize(a) => commands::tokenize::run(a),
         Command::Perplexity(a) => commands::perplexity::run(a),
+        Command::Guard(a) => commands::guard::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod generate;
+pub mod guard;
 pub mod perplexity;
 pub mod pull;
 pub mod tokenize;
