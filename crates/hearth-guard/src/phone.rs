@@ -227,7 +227,7 @@ mod tests {
             .iter()
             .map(|f| (text[f.span.clone()].to_string(), f.score))
             .collect();
-        v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         v
     }
 
