@@ -29,6 +29,8 @@ enum Command {
     Perplexity(commands::perplexity::PerplexityArgs),
     /// Benchmark prefill and decode against llama.cpp on the same model.
     Bench(commands::bench::BenchArgs),
+    /// Find or redact personal data and secrets in a text file, line by line.
+    Guard(commands::guard::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => commands::tokenize::run(a),
         Command::Perplexity(a) => commands::perplexity::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Guard(a) => commands::guard::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,305 @@
+//! Phone numbers: international (`+` or `00`), North American, mainland China mobile,
+//! national numbers with a trunk `0` (China landlines, UK, Germany, France, Netherlands...),
+//! each checked for digit count and boundaries.
+//!
+//! Numbers written as bare digit runs (`3306824628`, `13812345678`) are weak evidence on
+//! their own: they score below the scanner's default threshold unless a phone word
+//! (`call`, `tel`, `电话`, ...) stands shortly before them, and are dropped when an order
+//! word (`order`, `invoice`, `订单`, ...) does.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+
+use crate::finding::{Finding, PiiKind};
+use crate::recognizer::{digit_runs, stands_alone, Recognizer};
+
+/// How many bytes before a bare number are searched for context words.
+const CONTEXT_WINDOW: usize = 48;
+
+/// Words that make a bare digit run more likely a phone number.
+const PHONE_WORDS: &[&str] = &[
+    "phone", "call", "tel", "mobile", "cell", "contact", "fax", "text me", "reach", "dial",
+    "number", "whatsapp", "电话", "手机", "联系", "致电", "号码", "热线", "拨打",
+];
+
+/// Words that make a bare digit run an identifier rather than a phone number.
+const ID_WORDS: &[&str] = &[
+    "order", "invoice", "tracking", "ref", "account", "acct", "serial", "id:", "id ", "sku",
+    "ticket", "case", "#", "no.", "订单", "单号", "编号", "流水", "账号", "快递",
+];
+
+/// The formats, each with how to score what it matches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    International,
+    NorthAmerican,
+    ChinaMobile,
+    Trunk,
+    BareNorthAmerican,
+}
+
+/// Finds phone numbers in the formats listed in the module documentation.
+#[derive(Debug, Clone)]
+pub struct PhoneRecognizer {
+    formats: Vec<(Format, Regex)>,
+    phone_words: AhoCorasick,
+    id_words: AhoCorasick,
+}
+
+impl Default for PhoneRecognizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const EXTENSION: &str = r"(?: ?(?:x|ext\.? ?)\d{1,5})?";
+
+impl PhoneRecognizer {
+    /// The recognizer with its patterns compiled.
+    pub fn new() -> Self {
+        let patterns = [
+            (
+                Format::International,
+                format!(r"(?:\+|00)[1-9]\d{{0,2}}(?:[ .-]?\(0\))?(?:[ .-]?\(\d{{1,5}}\))?(?:[ .-]?\d{{1,5}}){{1,6}}{EXTENSION}"),
+            ),
+            (
+                Format::NorthAmerican,
+                format!(r"(?:\(\d{{3}}\) ?|\d{{3}}[ .-])\d{{3}}[ .-]\d{{4}}{EXTENSION}"),
+            ),
+            (Format::ChinaMobile, r"1[3-9]\d(?:[ -]?\d{4}){2}".to_string()),
+            (
+                Format::Trunk,
+                r"\(0\d{1,4}\) ?\d{3,8}(?:[ -]\d{2,8}){0,3}|0\d{1,4}[ /-]\d{2,8}(?:[ -]\d{2,8}){0,3}|0[1-9]\d{8,10}"
+                    .to_string(),
+            ),
+            (Format::BareNorthAmerican, format!(r"[2-9]\d{{9}}{EXTENSION}")),
+        ];
+        let formats = patterns
+            .into_iter()
+            .map(|(f, p)| (f, Regex::new(&p).expect("built-in pattern compiles")))
+            .collect();
+        let words = |list: &[&str]| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(list)
+                .expect("built-in word list compiles")
+        };
+        PhoneRecognizer {
+            formats,
+            phone_words: words(PHONE_WORDS),
+            id_words: words(ID_WORDS),
+        }
+    }
+
+    /// The context score for a bare number starting at `start`: `None` to drop it.
+    fn bare_score(&self, bytes: &[u8], start: usize, base: f32) -> Option<f32> {
+        let window = &bytes[start.saturating_sub(CONTEXT_WINDOW)..start];
+        // Whichever word stands nearest to the number decides.
+        let nearest = |ac: &AhoCorasick| ac.find_iter(window).map(|m| m.end()).max();
+        match (nearest(&self.phone_words), nearest(&self.id_words)) {
+            (_, Some(id)) if nearest(&self.phone_words).is_none_or(|p| id > p) => None,
+            (Some(_), _) => Some(0.85),
+            _ => Some(base),
+        }
+    }
+}
+
+/// The digits in a candidate, not counting a `(0)` trunk marker nor the extension.
+fn counted_digits(candidate: &[u8]) -> usize {
+    let main = match memchr::memchr2(b'x', b'e', candidate) {
+        Some(i) => &candidate[..i],
+        None => candidate,
+    };
+    let trunk_marker = memchr::memmem::find(main, b"(0)").map_or(0, |_| 1);
+    main.iter().filter(|b| b.is_ascii_digit()).count() - trunk_marker
+}
+
+/// True when every separator in the candidate's main part is the same byte (parentheses
+/// and the space after a closing parenthesis aside).
+fn separators_consistent(candidate: &[u8]) -> bool {
+    let mut seen = None;
+    for (i, &b) in candidate.iter().enumerate() {
+        if b.is_ascii_digit() || b == b'(' || b == b')' || b == b'+' {
+            continue;
+        }
+        if b == b'x' || b == b'e' {
+            break;
+        }
+        if b == b' ' && i > 0 && candidate[i - 1] == b')' {
+            continue;
+        }
+        if *seen.get_or_insert(b) != b {
+            return false;
+        }
+    }
+    true
+}
+
+impl Recognizer for PhoneRecognizer {
+    fn kinds(&self) -> &'static [PiiKind] {
+        &[PiiKind::Phone]
+    }
+
+    fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        let bytes = text.as_bytes();
+        // Every format is digits, spaces and `+().-/`, plus an extension of at most
+        // eleven bytes (` ext. 12345`) after the run.
+        let in_run = |b: u8| matches!(b, b' ' | b'+' | b'(' | b')' | b'.' | b'-' | b'/');
+        for run in digit_runs(bytes, in_run, 8) {
+            let region_end = bytes.len().min(run.end + 11);
+            self.find_in(bytes, run.start, region_end, out);
+        }
+    }
+}
+
+impl PhoneRecognizer {
+    /// Runs every format over `bytes[from..to]`, checking boundaries against all of `bytes`.
+    fn find_in(&self, bytes: &[u8], from: usize, to: usize, out: &mut Vec<Finding>) {
+        for (format, regex) in &self.formats {
+            for m in regex.find_iter(&bytes[from..to]) {
+                let (start, end) = (from + m.start(), from + m.end());
+                if !stands_alone(bytes, start, end) {
+                    continue;
+                }
+                let candidate = m.as_bytes();
+                let digits = counted_digits(candidate);
+                let bare = candidate.iter().all(u8::is_ascii_digit);
+                let score = match format {
+                    Format::International => {
+                        // `00` numbers must separate the country code, so zero-padded
+                        // ids (`0012345678`) stay out.
+                        let head = &candidate[..candidate.len().min(6)];
+                        let ok = (8..=15).contains(&digits)
+                            && (candidate[0] == b'+'
+                                || head.iter().any(|b| matches!(b, b' ' | b'-' | b'.')));
+                        ok.then_some(0.9)
+                    }
+                    Format::NorthAmerican => {
+                        let ok = separators_consistent(candidate) && nanp_valid(candidate);
+                        ok.then_some(0.85)
+                    }
+                    Format::ChinaMobile if bare => self.bare_score(bytes, start, 0.7),
+                    Format::ChinaMobile => separators_consistent(candidate).then_some(0.9),
+                    Format::Trunk if bare => self.bare_score(bytes, start, 0.4),
+                    Format::Trunk => {
+                        // `00` starts an international number, not a trunk.
+                        let second = candidate.iter().filter(|b| b.is_ascii_digit()).nth(1);
+                        let ok = (9..=12).contains(&digits) && second != Some(&b'0');
+                        ok.then_some(0.8)
+                    }
+                    Format::BareNorthAmerican => {
+                        if nanp_valid(candidate) {
+                            self.bare_score(bytes, start, 0.4)
+                        } else {
+                            None
+                        }
+                    }
+                };
+                if let Some(score) = score {
+                    out.push(Finding::new(PiiKind::Phone, start..end, score));
+                }
+            }
+        }
+    }
+}
+
+/// True when the first ten digits form a valid North American number: area code and
+/// exchange both start with 2–9.
+fn nanp_valid(candidate: &[u8]) -> bool {
+    let digits: Vec<u8> = candidate
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .take(10)
+        .copied()
+        .collect();
+    digits.len() == 10 && digits[0] >= b'2' && digits[3] >= b'2'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<(String, f32)> {
+        let mut out = Vec::new();
+        PhoneRecognizer::new().find(text, &mut out);
+        let mut v: Vec<_> = out
+            .iter()
+            .map(|f| (text[f.span.clone()].to_string(), f.score))
+            .collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        v
+    }
+
+    fn best(text: &str) -> Option<String> {
+        found(text)
+            .into_iter()
+            .find(|(_, s)| *s >= 0.5)
+            .map(|(t, _)| t)
+    }
+
+    #[test]
+    fn international_and_north_american() {
+        assert_eq!(
+            best("Call +1-321-299-3518x543 now").as_deref(),
+            Some("+1-321-299-3518x543")
+        );
+        assert_eq!(best("(412)623-3079").as_deref(), Some("(412)623-3079"));
+        assert_eq!(
+            best("tel 962.952.7601x89555.").as_deref(),
+            Some("962.952.7601x89555")
+        );
+        assert_eq!(
+            best("+44 20 7946 0958").as_deref(),
+            Some("+44 20 7946 0958")
+        );
+        assert_eq!(
+            best("+44(0)113 496 0123").as_deref(),
+            Some("+44(0)113 496 0123")
+        );
+        assert_eq!(
+            best("001-231-886-0913").as_deref(),
+            Some("001-231-886-0913")
+        );
+        assert_eq!(
+            best("+86 138 1234 5678").as_deref(),
+            Some("+86 138 1234 5678")
+        );
+    }
+
+    #[test]
+    fn china() {
+        assert_eq!(best("手机13812345678，").as_deref(), Some("13812345678"));
+        assert_eq!(best("138-1234-5678").as_deref(), Some("138-1234-5678"));
+        assert_eq!(best("座机010-12345678").as_deref(), Some("010-12345678"));
+        assert_eq!(
+            best("(0755) 8888 8888").as_deref(),
+            Some("(0755) 8888 8888")
+        );
+    }
+
+    #[test]
+    fn european() {
+        assert_eq!(best("ring 020 7946 0958").as_deref(), Some("020 7946 0958"));
+        assert_eq!(best("Tel. 030/12345678").as_deref(), Some("030/12345678"));
+        assert_eq!(best("06-12345678").as_deref(), Some("06-12345678"));
+    }
+
+    #[test]
+    fn bare_numbers_need_context() {
+        assert_eq!(best("call me: 3306824628").as_deref(), Some("3306824628"));
+        assert_eq!(best("3306824628"), None);
+        assert_eq!(best("Order 13812345678 shipped"), None);
+        assert_eq!(best("订单号13812345678"), None);
+    }
+
+    #[test]
+    fn hard_negatives() {
+        assert!(best("id 213812345678901").is_none(), "inside a longer run");
+        assert!(best("on 2024-05-06 at 10:30").is_none());
+        assert!(best("05-06-2024").is_none());
+        assert!(best("ISBN 978-3-16-148410-0").is_none());
+        assert!(best("123-456-7890").is_none(), "area code starting with 1");
+        assert!(best("x13812345678").is_none());
+    }
+}
