@@ -32,13 +32,18 @@ fn reference(m: &Transformer, toks: &[u32]) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Block ids handed out in a scrambled order, so no table is contiguous.
 fn scrambled(n: usize, seed: u64) -> Vec<u32> {
     let mut ids: Vec<u32> = (0..n as u32).collect();
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     for i in (1..ids.len()).rev() {
         s = s
             .wrapping_mul(6364136223846793005)
@@ -89,7 +94,11 @@ impl<'a> Sim<'a> {
             toks,
             done: 0,
             table: Vec::new(),
-            window: self.m.config().sliding_window().map(|_| WindowTable::default()),
+            window: self
+                .m
+                .config()
+                .sliding_window()
+                .map(|_| WindowTable::default()),
         }
     }
 
@@ -315,7 +324,10 @@ fn invalid_batches_are_errors() {
     let e = err(&one_seq(tokens(5, 0), 0, vec![0, 8]), &mut kv);
     assert!(matches!(e, Error::BlockOutOfRange { block: 8, .. }), "{e}");
     let e = err(&one_seq(tokens(5, 0), 0, vec![0]), &mut kv);
-    assert!(matches!(e, Error::BlockTableTooShort { need_to: 2, .. }), "{e}");
+    assert!(
+        matches!(e, Error::BlockTableTooShort { need_to: 2, .. }),
+        "{e}"
+    );
     let e = err(&one_seq(tokens(1, 0), 8, vec![0, 1]), &mut kv);
     assert!(matches!(e, Error::BlockTableTooShort { .. }), "{e}");
     let e = err(&one_seq(vec![VOCAB as u32], 0, vec![0]), &mut kv);
@@ -354,7 +366,10 @@ fn invalid_batches_are_errors() {
         (1..2, 2..4, 4),
     ] {
         let e = err(&two(r0.clone(), r1.clone(), n), &mut kv);
-        assert!(matches!(e, Error::BadBatchRange { .. }), "{r0:?} {r1:?}: {e}");
+        assert!(
+            matches!(e, Error::BadBatchRange { .. }),
+            "{r0:?} {r1:?}: {e}"
+        );
     }
     // Two sequences writing into one block.
     let mut b = two(0..2, 2..4, 4);
@@ -381,7 +396,14 @@ fn invalid_batches_are_errors() {
     });
     let e = g.forward_paged(&b, &mut gkv).unwrap_err();
     assert!(
-        matches!(e, Error::BlockTableTooShort { window: true, need_from: 1, .. }),
+        matches!(
+            e,
+            Error::BlockTableTooShort {
+                window: true,
+                need_from: 1,
+                ..
+            }
+        ),
         "{e}"
     );
     // The same table from block 1 is fine.

@@ -112,9 +112,8 @@ impl RaggedBatch {
             for p in s.start_pos..end {
                 out.pos.push(p);
                 out.seq.push(i);
-                let slot = |first: usize, blocks: &[u32]| {
-                    blocks[p / bs - first] as usize * bs + p % bs
-                };
+                let slot =
+                    |first: usize, blocks: &[u32]| blocks[p / bs - first] as usize * bs + p % bs;
                 out.global_slots.push(slot(0, &s.block_table));
                 if let Some(t) = &s.window_table {
                     out.window_slots.push(slot(t.first_block, &t.blocks));

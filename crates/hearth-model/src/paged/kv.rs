@@ -123,7 +123,10 @@ impl PagedKv {
 
     /// Bytes of key/value storage, all layers.
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|l| (l.k.len() + l.v.len()) * 2).sum()
+        self.layers
+            .iter()
+            .map(|l| (l.k.len() + l.v.len()) * 2)
+            .sum()
     }
 
     fn span(&self, layer: usize, block: u32, offset: usize) -> Option<(&PagedLayer, usize)> {
