@@ -441,3 +441,76 @@ fn storage_is_allocated_once_and_addressable() {
     assert!(kv.key(0, 0, 16).is_none());
     assert!(kv.key(99, 0, 0).is_none());
 }
+
+/// Rough timing, not a check: one 64-token prefill plus 8 decode tokens (each after
+/// 32 positions of context), as one `forward_paged` step against nine `forward` calls.
+/// `cargo test --release -p hearth-model --test paged -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn timing_prefill_plus_decodes() {
+    use std::time::Instant;
+    for spec in [
+        TinySpec::llama(),
+        TinySpec::llama().with_dtype(GgmlType::Q4_K),
+        TinySpec::gemma3(),
+    ] {
+        let (m, _dir) = model(&spec);
+        let windowed = m.config().sliding_window().is_some();
+        let bs = 16;
+        let mut kv = PagedKv::new(m.config(), bs, 64, 64).unwrap();
+        let table = |s: u32| -> Vec<u32> { (s * 4..s * 4 + 4).collect() };
+        let window = |s: u32| {
+            windowed.then(|| WindowTable {
+                first_block: 0,
+                blocks: table(s),
+            })
+        };
+        let ctx: Vec<Vec<u32>> = (0..8).map(|i| tokens(33, i + 20)).collect();
+        let mut caches = Vec::new();
+        for (i, c) in ctx.iter().enumerate() {
+            let mut b = one_seq(c[..32].to_vec(), 0, table(i as u32 + 1));
+            b.seqs[0].window_table = window(i as u32 + 1);
+            m.forward_paged(&b, &mut kv).unwrap();
+            let mut cache = m.new_cache();
+            m.forward(&c[..32], &mut cache, &[]).unwrap();
+            caches.push(cache);
+        }
+        let prompt = tokens(64, 99);
+        let mut batch = one_seq(prompt.clone(), 0, (40..44).collect());
+        batch.seqs[0].window_table = windowed.then(|| WindowTable {
+            first_block: 0,
+            blocks: (40..44).collect(),
+        });
+        for (i, c) in ctx.iter().enumerate() {
+            let s = i as u32 + 1;
+            batch.tokens.push(c[32]);
+            batch.seqs.push(SeqSlice {
+                range: 64 + i..65 + i,
+                start_pos: 32,
+                block_table: table(s),
+                window_table: window(s),
+                logits: true,
+            });
+        }
+        let (mut paged, mut plain) = (Vec::new(), Vec::new());
+        for _ in 0..15 {
+            let t = Instant::now();
+            let got = m.forward_paged(&batch, &mut kv).unwrap();
+            paged.push(t.elapsed().as_secs_f64() * 1e3);
+            let mut cs = caches.clone();
+            let t = Instant::now();
+            let mut want = m.forward(&prompt, &mut m.new_cache(), &[63]).unwrap();
+            for (c, cache) in ctx.iter().zip(&mut cs) {
+                want.extend(m.forward(&c[32..], cache, &[0]).unwrap());
+            }
+            plain.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(max_diff(&got, &want) < TOL);
+        }
+        paged.sort_by(f64::total_cmp);
+        plain.sort_by(f64::total_cmp);
+        println!(
+            "{} {}: forward_paged {:.2} ms, forward x9 {:.2} ms (medians of 15)",
+            spec.arch, spec.dtype, paged[7], plain[7]
+        );
+    }
+}
