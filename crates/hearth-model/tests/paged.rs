@@ -165,7 +165,7 @@ fn one_sequence_in_steps_equals_forward() {
 
 /// Sequences arrive one per step, prefill in chunks of up to `chunk` tokens, then
 /// decode their last `decode` tokens one at a time, all in the same batches.
-fn run_mixed(m: &Transformer, sim: &mut Sim<'_>, lens: &[usize], chunk: usize, decode: usize) {
+fn run_mixed(sim: &mut Sim<'_>, lens: &[usize], chunk: usize, decode: usize) {
     let mut seqs: Vec<Seq> = lens
         .iter()
         .enumerate()
@@ -192,7 +192,6 @@ fn run_mixed(m: &Transformer, sim: &mut Sim<'_>, lens: &[usize], chunk: usize, d
         }
         step += 1;
     }
-    let _ = m;
 }
 
 #[test]
@@ -205,7 +204,7 @@ fn batch_invariance_with_scrambled_blocks() {
     ] {
         let (m, _dir) = model(&spec);
         let mut sim = Sim::new(&m, 4, 96, 96, false);
-        run_mixed(&m, &mut sim, &[45, 12, 60, 9, 41], 13, 6);
+        run_mixed(&mut sim, &[45, 12, 60, 9, 41], 13, 6);
     }
 }
 
@@ -216,7 +215,7 @@ fn window_tables_that_dropped_old_blocks() {
     // needs at most ceil(16 / bs) + 1 blocks before its step plus the step's own.
     for bs in [4, 5] {
         let mut sim = Sim::new(&m, bs, 96, 48, true);
-        run_mixed(&m, &mut sim, &[70, 44, 53, 5, 66, 41], 9, 8);
+        run_mixed(&mut sim, &[70, 44, 53, 5, 66, 41], 9, 8);
         assert!(sim.max_dropped >= 8, "dropped {}", sim.max_dropped);
         assert!(
             sim.max_window_blocks <= 16usize.div_ceil(bs) + 1 + 9usize.div_ceil(bs),

@@ -55,22 +55,27 @@ impl PagedKv {
                 })
         };
         let (global_len, window_len) = (len(n_blocks)?, len(n_window_blocks)?);
+        let alloc = |n: usize| -> Result<Vec<f16>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| Error::BadKvLayout {
+                what: format!("cannot allocate {} bytes", n * 2),
+            })?;
+            v.resize(n, f16::ZERO);
+            Ok(v)
+        };
         let layers = config
             .layers
             .iter()
             .map(|spec| {
-                let n = if spec.window.is_some() {
-                    window_len
-                } else {
-                    global_len
-                };
-                PagedLayer {
-                    k: vec![f16::ZERO; n],
-                    v: vec![f16::ZERO; n],
-                    window: spec.window.is_some(),
-                }
+                let window = spec.window.is_some();
+                let n = if window { window_len } else { global_len };
+                Ok(PagedLayer {
+                    k: alloc(n)?,
+                    v: alloc(n)?,
+                    window,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Self {
             block_size,
             kv_dim,
