@@ -190,15 +190,7 @@ impl Transformer {
                 max: self.config.context_length,
             });
         }
-        if let Some(&id) = tokens
-            .iter()
-            .find(|&&t| t as usize >= self.config.vocab_size)
-        {
-            return Err(Error::TokenOutOfRange {
-                id,
-                vocab_size: self.config.vocab_size,
-            });
-        }
+        self.check_tokens(tokens)?;
         let mut out = vec![0.0; want.len() * d];
         for (c, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
             let base = c * MAX_CHUNK;
@@ -206,12 +198,7 @@ impl Transformer {
             for (w, &idx) in want.iter().enumerate() {
                 if idx >= base && idx < base + chunk.len() {
                     let row = &x[(idx - base) * d..(idx - base + 1) * d];
-                    k::rms_norm(
-                        row,
-                        &self.out_norm,
-                        self.config.rms_eps,
-                        &mut out[w * d..(w + 1) * d],
-                    );
+                    self.final_norm(row, &mut out[w * d..(w + 1) * d]);
                 }
             }
         }
@@ -226,58 +213,108 @@ impl Transformer {
         logits
     }
 
-    fn run_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
-        let cfg = &self.config;
-        let (n, d) = (tokens.len(), cfg.d_model);
-        let mut x = vec![0.0; n * d];
+    /// Fails on a token id outside the vocabulary.
+    pub(crate) fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        match tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            Some(&id) => Err(Error::TokenOutOfRange {
+                id,
+                vocab_size: self.config.vocab_size,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The final RMS norm of one hidden row.
+    pub(crate) fn final_norm(&self, row: &[f32], out: &mut [f32]) {
+        k::rms_norm(row, &self.out_norm, self.config.rms_eps, out);
+    }
+
+    /// Embeddings of `tokens` (`d_model` each), scaled as the architecture asks.
+    pub(crate) fn embed_rows(&self, tokens: &[u32]) -> Vec<f32> {
+        let d = self.config.d_model;
+        let mut x = vec![0.0; tokens.len() * d];
         for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
             self.embed.row(t as usize, row);
-            if let Some(s) = cfg.embed_scale {
+            if let Some(s) = self.config.embed_scale {
                 row.iter_mut().for_each(|v| *v *= s);
             }
         }
+        x
+    }
+
+    /// Layer `l`'s attention input: the residual stream `x`, normalised, into `h`.
+    pub(crate) fn attn_input(&self, l: usize, x: &[f32], h: &mut [f32]) {
+        norm_rows(x, &self.blocks[l].attn_norm, self.config.rms_eps, h);
+    }
+
+    /// Head layout of every attention layer.
+    pub(crate) fn attn_shape(&self) -> AttentionShape {
+        let cfg = &self.config;
+        AttentionShape {
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: cfg.head_dim,
+            scale: cfg.attn_scale,
+        }
+    }
+
+    /// Layer `l` after attention: output projection (and post-norm) added to `x`,
+    /// then the feed-forward block added to `x`; `h` is scratch of `x`'s size.
+    pub(crate) fn finish_layer(&self, l: usize, attn: Vec<f32>, x: &mut [f32], h: &mut [f32]) {
+        let cfg = &self.config;
+        let blk = &self.blocks[l];
+        let n = x.len() / cfg.d_model;
+        let mut o = vec![0.0; n * cfg.d_model];
+        blk.wo.matmul(&attn, &mut o);
+        drop(attn);
+        if let Some(w) = &blk.post_attn_norm {
+            norm_rows_in_place(&mut o, w, cfg.rms_eps);
+        }
+        add(x, &o);
+        norm_rows(x, &blk.ffn_norm, cfg.rms_eps, h);
+        let mut g = vec![0.0; n * cfg.ffn_dim];
+        let mut u = vec![0.0; n * cfg.ffn_dim];
+        blk.gate.matmul(h, &mut g);
+        blk.up.matmul(h, &mut u);
+        match cfg.activation {
+            Activation::Silu => k::silu_mul(&mut g, &u),
+            Activation::GeluTanh => k::gelu_tanh_mul(&mut g, &u),
+        }
+        blk.down.matmul(&g, &mut o);
+        if let Some(w) = &blk.post_ffn_norm {
+            norm_rows_in_place(&mut o, w, cfg.rms_eps);
+        }
+        add(x, &o);
+    }
+
+    fn run_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        let (n, d) = (tokens.len(), self.config.d_model);
+        let mut x = self.embed_rows(tokens);
         let start = cache.len();
         let mut h = vec![0.0; n * d];
-        for (l, blk) in self.blocks.iter().enumerate() {
-            norm_rows(&x, &blk.attn_norm, cfg.rms_eps, &mut h);
-            let mut attn = self.attention(blk, l, &h, start, cache);
-            let mut o = vec![0.0; n * d];
-            blk.wo.matmul(&attn, &mut o);
-            if let Some(w) = &blk.post_attn_norm {
-                norm_rows_in_place(&mut o, w, cfg.rms_eps);
-            }
-            add(&mut x, &o);
-            norm_rows(&x, &blk.ffn_norm, cfg.rms_eps, &mut h);
-            attn.clear();
-            let mut g = vec![0.0; n * cfg.ffn_dim];
-            let mut u = vec![0.0; n * cfg.ffn_dim];
-            blk.gate.matmul(&h, &mut g);
-            blk.up.matmul(&h, &mut u);
-            match cfg.activation {
-                Activation::Silu => k::silu_mul(&mut g, &u),
-                Activation::GeluTanh => k::gelu_tanh_mul(&mut g, &u),
-            }
-            blk.down.matmul(&g, &mut o);
-            if let Some(w) = &blk.post_ffn_norm {
-                norm_rows_in_place(&mut o, w, cfg.rms_eps);
-            }
-            add(&mut x, &o);
+        for l in 0..self.blocks.len() {
+            self.attn_input(l, &x, &mut h);
+            let attn = self.attention(l, &h, start, cache);
+            self.finish_layer(l, attn, &mut x, &mut h);
         }
         cache.advance(n);
         x
     }
 
-    /// Projects, normalises, rotates and caches q/k/v, then attends; returns the
-    /// concatenated heads (`n * q_dim`).
-    fn attention(
+    /// Layer `l`'s queries, keys and values for the normalised rows `h`: projected,
+    /// head-normalised, rotated to position `pos(i)` for row `i`; keys and values
+    /// rounded to half precision for the cache.
+    pub(crate) fn project_qkv(
         &self,
-        blk: &Block,
         l: usize,
         h: &[f32],
-        start: usize,
-        cache: &mut KvCache,
-    ) -> Vec<f32> {
+        pos: impl Fn(usize) -> usize + Sync,
+    ) -> Qkv {
         let cfg = &self.config;
+        let blk = &self.blocks[l];
         let spec = &cfg.layers[l];
         let n = h.len() / cfg.d_model;
         let (qd, kvd, hd) = (cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
@@ -293,26 +330,34 @@ impl Transformer {
                     row.chunks_exact_mut(hd)
                         .for_each(|head| k::rms_norm_in_place(head, w, cfg.rms_eps));
                 }
-                let pos = (start + i) as f32 * spec.rope_pos_scale;
-                k::rope_in_place(row, hd, cfg.rope_dim, pos, spec.rope_base, cfg.rope_style);
+                let p = pos(i) as f32 * spec.rope_pos_scale;
+                k::rope_in_place(row, hd, cfg.rope_dim, p, spec.rope_base, cfg.rope_style);
             });
         };
         rope(&mut q, qd, &blk.q_norm);
         rope(&mut kk, kvd, &blk.k_norm);
-        let kh: Vec<f16> = kk.iter().map(|&x| f16::from_f32(x)).collect();
-        let vh: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+        Qkv {
+            q,
+            k: kk.iter().map(|&x| f16::from_f32(x)).collect(),
+            v: v.iter().map(|&x| f16::from_f32(x)).collect(),
+        }
+    }
+
+    /// Projects, normalises, rotates and caches q/k/v, then attends; returns the
+    /// concatenated heads (`n * q_dim`).
+    fn attention(&self, l: usize, h: &[f32], start: usize, cache: &mut KvCache) -> Vec<f32> {
+        let cfg = &self.config;
+        let spec = &cfg.layers[l];
+        let n = h.len() / cfg.d_model;
+        let qd = cfg.q_dim();
+        let Qkv { q, k: kh, v: vh } = self.project_qkv(l, h, |i| start + i);
         let layer = StepKv {
             cached: &cache.layers[l],
             start,
             k: &kh,
             v: &vh,
         };
-        let shape = AttentionShape {
-            n_heads: cfg.n_heads,
-            n_kv_heads: cfg.n_kv_heads,
-            head_dim: hd,
-            scale: cfg.attn_scale,
-        };
+        let shape = self.attn_shape();
         let mut out = vec![0.0; n * qd];
         out.par_chunks_mut(qd)
             .zip(q.par_chunks(qd))
@@ -325,6 +370,16 @@ impl Transformer {
         cache.layers[l].store(start, &kh, &vh);
         out
     }
+}
+
+/// One layer's projections for a run of rows.
+pub(crate) struct Qkv {
+    /// Queries, `q_dim` per row.
+    pub q: Vec<f32>,
+    /// Keys at half precision, `kv_dim` per row.
+    pub k: Vec<f16>,
+    /// Values at half precision, `kv_dim` per row.
+    pub v: Vec<f16>,
 }
 
 fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
