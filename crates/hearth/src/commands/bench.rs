@@ -39,8 +39,16 @@ pub struct BenchArgs {
 /// Runs inside the peer's Python: prints one JSON object.
 const PEER_SCRIPT: &str = r#"
 import json, random, resource, sys, time
+import llama_cpp
+import llama_cpp.llama as L
 from llama_cpp import Llama
 path, threads, pp, tg = sys.argv[1], int(sys.argv[2]), [int(x) for x in sys.argv[3].split(",")], int(sys.argv[4])
+if sys.argv[5] == "0":
+    # Extra buffer types (AMX, weight repacking) off: AMX crashes on some virtual machines.
+    _defaults = llama_cpp.llama_model_default_params
+    def _no_extra():
+        p = _defaults(); p.use_extra_bufts = False; return p
+    L.llama_cpp.llama_model_default_params = _no_extra
 llm = Llama(model_path=path, n_ctx=max(pp) + tg + 16, n_threads=threads, n_threads_batch=threads,
             n_batch=max(pp), n_ubatch=max(pp), verbose=False)
 vocab = llm.n_vocab()
@@ -100,6 +108,8 @@ fn peer_python(args: &BenchArgs) -> Option<PathBuf> {
     }
 }
 
+/// Runs the peer once: with its default buffer types first, and without the extra ones
+/// (AMX, weight repacking) when that fails, saying so.
 fn run_peer(
     python: &PathBuf,
     model: &std::path::Path,
@@ -107,14 +117,22 @@ fn run_peer(
     args: &BenchArgs,
 ) -> anyhow::Result<serde_json::Value> {
     let pp: Vec<String> = args.prefill.iter().map(|n| n.to_string()).collect();
-    let out = Command::new(python)
-        .args(["-c", PEER_SCRIPT])
-        .arg(model)
-        .arg(threads.to_string())
-        .arg(pp.join(","))
-        .arg(args.decode.to_string())
-        .output()
-        .context("running the peer")?;
+    let attempt = |extra: &str| {
+        Command::new(python)
+            .args(["-c", PEER_SCRIPT])
+            .arg(model)
+            .arg(threads.to_string())
+            .arg(pp.join(","))
+            .arg(args.decode.to_string())
+            .arg(extra)
+            .output()
+            .context("running the peer")
+    };
+    let mut out = attempt("1")?;
+    if !out.status.success() {
+        eprintln!("peer: llama.cpp failed with its extra buffer types (AMX/repack); retrying without them");
+        out = attempt("0")?;
+    }
     anyhow::ensure!(
         out.status.success(),
         "the peer failed: {}",
