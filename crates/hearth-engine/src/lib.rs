@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod block_manager;
+mod engine;
 mod error;
 mod generate;
 mod ids;
@@ -18,6 +19,7 @@ pub mod scheduler;
 pub mod stop;
 
 pub use block_manager::{BlockManager, BlockTable};
+pub use engine::{Engine, EngineConfig, EngineRequest, EventStream, GenerationEvent};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateParams, Generation, Session};
 pub use ids::{BlockId, SeqId};
