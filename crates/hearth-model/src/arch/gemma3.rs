@@ -64,22 +64,12 @@ pub(crate) fn config(f: &GgufFile, arch: &str) -> Result<ModelConfig> {
         .map(|&l| if l { local() } else { global() })
         .collect();
     Ok(ModelConfig {
-        architecture: arch.to_string(),
-        d_model: c.d_model,
-        n_heads: c.n_heads,
-        n_kv_heads: c.n_kv_heads,
-        head_dim: c.head_dim,
-        ffn_dim: c.ffn_dim,
-        vocab_size: c.vocab_size,
-        context_length: c.context_length,
-        rms_eps: c.rms_eps,
         rope_style: RopeStyle::Neox,
-        rope_dim: c.rope_dim,
         layers,
         activation: Activation::GeluTanh,
         embed_scale: Some((c.d_model as f32).sqrt()),
         qk_norm: true,
         post_norms: true,
-        attn_scale: 1.0 / (c.head_dim as f32).sqrt(),
+        ..c.llama_style(arch)
     })
 }

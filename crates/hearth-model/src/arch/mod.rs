@@ -6,7 +6,9 @@ mod llama;
 
 use hearth_gguf::GgufFile;
 
-use crate::{Error, ModelConfig, Result};
+use hearth_kernels::RopeStyle;
+
+use crate::{Activation, Error, LayerSpec, ModelConfig, Result};
 
 type ConfigFn = fn(&GgufFile, &str) -> Result<ModelConfig>;
 
@@ -47,6 +49,35 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    /// The plain pre-norm decoder these values describe: every layer global, RoPE on
+    /// adjacent pairs, SwiGLU, no extra norms. Families override what differs.
+    pub fn llama_style(&self, arch: &str) -> ModelConfig {
+        let layer = LayerSpec {
+            rope_base: self.rope_base,
+            rope_pos_scale: self.rope_pos_scale,
+            window: None,
+        };
+        ModelConfig {
+            architecture: arch.to_string(),
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            ffn_dim: self.ffn_dim,
+            vocab_size: self.vocab_size,
+            context_length: self.context_length,
+            rms_eps: self.rms_eps,
+            rope_style: RopeStyle::Normal,
+            rope_dim: self.rope_dim,
+            layers: vec![layer; self.n_layers],
+            activation: Activation::Silu,
+            embed_scale: None,
+            qk_norm: false,
+            post_norms: false,
+            attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
+        }
+    }
+
     pub fn read(f: &GgufFile, arch: &str) -> Result<Self> {
         let key = |k: &str| format!("{arch}.{k}");
         let bad = |what: String| Error::BadConfig {
