@@ -3,32 +3,11 @@
 //! equals the same request run alone, with the prefix cache on.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
 use hearth_engine::{
     Engine, EngineConfig, EngineRequest, GenerateParams, GenerationEvent, SamplingParams, Session,
 };
-use hearth_gguf::GgufFile;
-use hearth_model::Transformer;
-use hearth_tokenizer::Tokenizer;
-
-fn load(name: &str) -> Option<(Arc<Transformer>, Arc<Tokenizer>)> {
-    let info = hearth_hub::find_model(name).expect("known model");
-    let path = hearth_hub::cache_dir().join("models").join(info.file_name);
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} absent (run `hearth pull {name}`)",
-            path.display()
-        );
-        return None;
-    }
-    let file = Arc::new(GgufFile::open(&path).unwrap());
-    let tok = Tokenizer::from_gguf(&file).unwrap();
-    Some((
-        Arc::new(Transformer::from_gguf(file).unwrap()),
-        Arc::new(tok),
-    ))
-}
 
 fn greedy(max_tokens: usize) -> GenerateParams {
     GenerateParams {
@@ -53,7 +32,7 @@ const PROMPTS: [&str; 8] = [
 ];
 
 fn batch_equals_alone(name: &str, n_requests: usize, max_tokens: usize) {
-    let Some((model, tok)) = load(name) else {
+    let Some((model, tok)) = common::load_real(name) else {
         return;
     };
     let prompts: Vec<Vec<u32>> = (0..n_requests)

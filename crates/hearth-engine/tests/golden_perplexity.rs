@@ -3,35 +3,18 @@
 //! crosses its 512-token sliding window.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use hearth_engine::{perplexity, PerplexityConfig};
-use hearth_gguf::GgufFile;
-use hearth_model::Transformer;
-use hearth_tokenizer::Tokenizer;
 
 fn shared() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
 }
 
-fn load(name: &str) -> Option<(Transformer, Tokenizer)> {
-    let info = hearth_hub::find_model(name).expect("known model");
-    let path = hearth_hub::cache_dir().join("models").join(info.file_name);
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} absent (run `hearth pull {name}`)",
-            path.display()
-        );
-        return None;
-    }
-    let file = Arc::new(GgufFile::open(&path).unwrap());
-    let tok = Tokenizer::from_gguf(&file).unwrap();
-    Some((Transformer::from_gguf(file).unwrap(), tok))
-}
-
 fn check(name: &str, ctx: usize, want: f64) {
-    let Some((model, tok)) = load(name) else {
+    let Some((model, tok)) = common::load_real(name) else {
         return;
     };
     let text = std::fs::read_to_string(shared().join("models/gpl3.txt")).unwrap();
