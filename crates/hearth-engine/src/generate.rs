@@ -18,6 +18,10 @@ pub struct GenerateParams {
     pub stop: Vec<String>,
     /// Keep going past end-of-generation tokens.
     pub ignore_eos: bool,
+    /// Report each generated token's log-probability and, with `Some(k)`, the `k`
+    /// most likely alternatives (log-probabilities of the model's raw distribution,
+    /// before penalties and temperature, as OpenAI and vLLM report them).
+    pub logprobs: Option<usize>,
 }
 
 /// Why generation ended.

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod generate;
 mod ids;
+pub mod metrics;
 mod perplexity;
 pub mod prefix_cache;
 pub mod rng;
@@ -19,7 +20,10 @@ pub mod scheduler;
 pub mod stop;
 
 pub use block_manager::{BlockManager, BlockTable};
-pub use engine::{Engine, EngineConfig, EngineRequest, EventStream, GenerationEvent};
+pub use engine::{
+    Engine, EngineConfig, EngineRequest, EventStream, GenerationEvent, TokenLogprobs,
+};
+pub use metrics::{EngineMetrics, Histogram};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateParams, Generation, Session};
 pub use ids::{BlockId, SeqId};

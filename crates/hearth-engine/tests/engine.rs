@@ -80,7 +80,7 @@ fn collect_after(seen: Vec<GenerationEvent>, stream: EventStream) -> Out {
     };
     for ev in seen.into_iter().chain(stream) {
         match ev {
-            GenerationEvent::Token { id, text } => {
+            GenerationEvent::Token { id, text, .. } => {
                 out.ids.push(id);
                 out.text.push_str(&text);
             }
@@ -118,6 +118,7 @@ fn requests(tok: &Tokenizer, n: usize, min_len: usize) -> Vec<EngineRequest> {
         .map(|k| EngineRequest {
             prompt_ids: prompt(tok, k, min_len),
             params: greedy(6 + 3 * k, k % 3 != 0),
+            cache_salt: 0,
         })
         .collect()
 }
@@ -259,6 +260,7 @@ fn overload_and_context_errors() {
     let long = EngineRequest {
         prompt_ids: vec![5; m.config().context_length],
         params: greedy(4, true),
+        cache_salt: 0,
     };
     let err = engine.submit(long).unwrap_err();
     assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
@@ -269,4 +271,49 @@ fn overload_and_context_errors() {
         assert_eq!(got.text, want.text);
     }
     wait_idle(&engine);
+}
+
+#[test]
+fn logprobs_match_a_teacher_forced_forward_and_metrics_count_the_request() {
+    let (_d, m, tok) = tiny(TinySpec::llama());
+    let engine = Engine::start(Arc::clone(&m), Arc::clone(&tok), EngineConfig::default()).unwrap();
+    let prompt = tok.encode("hello world, this is", true, false).unwrap();
+    let mut params = greedy(6, true);
+    params.logprobs = Some(3);
+    let stream = engine
+        .submit(EngineRequest {
+            prompt_ids: prompt.clone(),
+            params,
+            cache_salt: 0,
+        })
+        .unwrap();
+    let mut got = Vec::new();
+    for ev in stream {
+        match ev {
+            GenerationEvent::Token { id, logprobs, .. } => got.push((id, logprobs.unwrap())),
+            GenerationEvent::Finished { .. } => break,
+            GenerationEvent::Error { message } => panic!("{message}"),
+        }
+    }
+    assert_eq!(got.len(), 6);
+    // Teacher-forced: logits at every position of prompt + generated tokens.
+    let mut all = prompt.clone();
+    all.extend(got.iter().map(|(id, _)| *id));
+    let want: Vec<usize> = (prompt.len() - 1..all.len() - 1).collect();
+    let mut cache = m.new_cache();
+    let logits = m.forward(&all, &mut cache, &want).unwrap();
+    let vocab = m.config().vocab_size;
+    for (row, (id, lp)) in logits.chunks(vocab).zip(&got) {
+        let expect = hearth_engine::logprob_of(row, *id);
+        assert!((lp.logprob - expect).abs() < 2e-3, "{} vs {expect}", lp.logprob);
+        assert_eq!(lp.top.len(), 3);
+        // Greedy: the chosen token is the most likely one.
+        assert_eq!(lp.top[0].0, *id);
+        assert!(lp.top.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+    let metrics = engine.metrics();
+    assert_eq!(metrics.time_to_first_token.count, 1);
+    assert_eq!(metrics.inter_token_latency.count, 5);
+    assert_eq!(metrics.finished_length, 1);
+    assert_eq!(metrics.e2e_request_latency.count, 1);
 }

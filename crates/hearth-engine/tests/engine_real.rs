@@ -61,6 +61,7 @@ fn batch_equals_alone(name: &str, n_requests: usize, max_tokens: usize) {
                 .submit(EngineRequest {
                     prompt_ids: p.clone(),
                     params: greedy(max_tokens),
+                    cache_salt: 0,
                 })
                 .unwrap()
         })
@@ -78,6 +79,7 @@ fn batch_equals_alone(name: &str, n_requests: usize, max_tokens: usize) {
             .submit(EngineRequest {
                 prompt_ids: p.clone(),
                 params: greedy(max_tokens),
+                cache_salt: 0,
             })
             .unwrap()
     }));

@@ -59,6 +59,7 @@ impl SamplingArgs {
             },
             stop: self.stop.clone(),
             ignore_eos: false,
+            logprobs: None,
         }
     }
 }

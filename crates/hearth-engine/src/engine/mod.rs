@@ -12,20 +12,24 @@
 //! ([`Error::Overloaded`], [`Error::ContextLengthExceeded`]) come back at once. Dropping
 //! an [`EventStream`] cancels its sequence and frees its blocks.
 
+mod worker;
+
 use std::collections::HashMap;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
-use hearth_model::paged::{PagedKv, RaggedBatch, SeqSlice, WindowTable};
+use hearth_model::paged::PagedKv;
 use hearth_model::Transformer;
-use hearth_tokenizer::{StreamDecoder, Tokenizer};
+use hearth_tokenizer::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::{
-    BlockManager, Error, FinishReason, GenerateParams, Request, Result, Sampler, Scheduler,
-    SchedulerConfig, SchedulerStats, SeqId, StopMatcher,
+    BlockManager, EngineMetrics, Error, FinishReason, GenerateParams, Result, Scheduler,
+    SchedulerConfig, SchedulerStats, SeqId,
 };
+use worker::Worker;
 
 /// How to run the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,20 @@ pub struct EngineRequest {
     pub prompt_ids: Vec<u32>,
     /// What to generate.
     pub params: GenerateParams,
+    /// Mixed into the prefix-cache keys of this request's blocks, so requests whose
+    /// KV differs for equal tokens (another adapter) or that must not share a cache
+    /// (another tenant) never reuse each other's blocks. 0 for the shared default.
+    pub cache_salt: u64,
+}
+
+/// The log-probabilities of one generated token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    /// Log-probability of the token chosen.
+    pub logprob: f32,
+    /// The most likely tokens as `(id, logprob)`, most likely first (as many as
+    /// [`GenerateParams::logprobs`] asked for).
+    pub top: Vec<(u32, f32)>,
 }
 
 /// What an [`EventStream`] yields.
@@ -79,6 +97,8 @@ pub enum GenerationEvent {
         id: u32,
         /// Final text.
         text: String,
+        /// Log-probabilities, when the request asked for them.
+        logprobs: Option<TokenLogprobs>,
     },
     /// Generation ended; nothing follows.
     Finished {
@@ -139,6 +159,7 @@ impl Drop for EventStream {
 enum Command {
     Submit {
         request: EngineRequest,
+        arrived: Instant,
         events: UnboundedSender<GenerationEvent>,
         reply: Sender<Result<SeqId>>,
     },
@@ -152,6 +173,7 @@ enum Command {
 pub struct Engine {
     commands: Sender<Command>,
     stats: Arc<Mutex<SchedulerStats>>,
+    metrics: Arc<Mutex<EngineMetrics>>,
     thread: Option<JoinHandle<()>>,
     global_blocks: usize,
     window_blocks: usize,
@@ -210,8 +232,10 @@ impl Engine {
             },
         )?;
         let stats = Arc::new(Mutex::new(sched.stats()));
+        let metrics = Arc::new(Mutex::new(EngineMetrics::default()));
         let (tx, rx) = mpsc::channel();
         let shared = Arc::clone(&stats);
+        let shared_metrics = Arc::clone(&metrics);
         let thread = std::thread::Builder::new()
             .name("hearth-engine".into())
             .spawn(move || {
@@ -222,6 +246,7 @@ impl Engine {
                     kv,
                     seqs: HashMap::new(),
                     stats: shared,
+                    metrics: shared_metrics,
                 }
                 .run(&rx)
             })
@@ -229,6 +254,7 @@ impl Engine {
         Ok(Engine {
             commands: tx,
             stats,
+            metrics,
             thread: Some(thread),
             global_blocks,
             window_blocks,
@@ -243,6 +269,7 @@ impl Engine {
         self.commands
             .send(Command::Submit {
                 request,
+                arrived: Instant::now(),
                 events: events_tx,
                 reply,
             })
@@ -263,6 +290,14 @@ impl Engine {
             .clone()
     }
 
+    /// Latency histograms and request counters since start.
+    pub fn metrics(&self) -> EngineMetrics {
+        self.metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Blocks in the global and the windowed KV pool.
     pub fn kv_blocks(&self) -> (usize, usize) {
         (self.global_blocks, self.window_blocks)
@@ -278,233 +313,3 @@ impl Drop for Engine {
     }
 }
 
-/// Per-sequence state of the model thread.
-struct SeqState<'t> {
-    events: UnboundedSender<GenerationEvent>,
-    sampler: Sampler,
-    stop: StopMatcher,
-    decoder: StreamDecoder<'t>,
-    params: GenerateParams,
-    prompt_tokens: usize,
-    completion_tokens: usize,
-    cached_tokens: Option<usize>,
-}
-
-struct Worker<'t> {
-    model: &'t Transformer,
-    tok: &'t Tokenizer,
-    sched: Scheduler,
-    kv: PagedKv,
-    seqs: HashMap<SeqId, SeqState<'t>>,
-    stats: Arc<Mutex<SchedulerStats>>,
-}
-
-impl<'t> Worker<'t> {
-    fn run(mut self, rx: &Receiver<Command>) {
-        loop {
-            if self.sched.is_idle() {
-                self.publish();
-                match rx.recv() {
-                    Ok(c) => {
-                        if !self.handle(c) {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-            }
-            while let Ok(c) = rx.try_recv() {
-                if !self.handle(c) {
-                    return;
-                }
-            }
-            if !self.sched.is_idle() {
-                self.step();
-            }
-            self.publish();
-        }
-    }
-
-    fn publish(&self) {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.sched.stats();
-    }
-
-    /// Handles one command; false to stop.
-    fn handle(&mut self, c: Command) -> bool {
-        match c {
-            Command::Submit {
-                request,
-                events,
-                reply,
-            } => {
-                let r = self.admit(request, events);
-                let _ = reply.send(r);
-            }
-            Command::Cancel(seq) => self.drop_seq(seq),
-            Command::Shutdown => return false,
-        }
-        true
-    }
-
-    fn admit(
-        &mut self,
-        request: EngineRequest,
-        events: UnboundedSender<GenerationEvent>,
-    ) -> Result<SeqId> {
-        let EngineRequest { prompt_ids, params } = request;
-        let sampler = Sampler::new(params.sampling.clone())?;
-        let stop = StopMatcher::new(params.stop.clone())?;
-        let prompt_tokens = prompt_ids.len();
-        let stop_token_ids = if params.ignore_eos {
-            Vec::new()
-        } else {
-            self.tok.eog_ids().to_vec()
-        };
-        let seq = self.sched.add(Request {
-            prompt: prompt_ids,
-            max_new_tokens: params.max_tokens,
-            stop_token_ids,
-            cache_salt: 0,
-        })?;
-        self.seqs.insert(
-            seq,
-            SeqState {
-                events,
-                sampler,
-                stop,
-                decoder: StreamDecoder::new(self.tok),
-                params,
-                prompt_tokens,
-                completion_tokens: 0,
-                cached_tokens: None,
-            },
-        );
-        Ok(seq)
-    }
-
-    /// Forgets `seq` and frees its blocks (no event sent).
-    fn drop_seq(&mut self, seq: SeqId) {
-        self.seqs.remove(&seq);
-        if self.sched.contains(seq) {
-            let _ = self.sched.cancel(seq);
-        }
-    }
-
-    /// Ends every sequence with an error event (a failed step).
-    fn fail_all(&mut self, e: &Error) {
-        let message = e.to_string();
-        tracing::error!("engine step failed: {message}");
-        let ids: Vec<SeqId> = self.seqs.keys().copied().collect();
-        for seq in ids {
-            if let Some(s) = self.seqs.get(&seq) {
-                let _ = s.events.send(GenerationEvent::Error {
-                    message: message.clone(),
-                });
-            }
-            self.drop_seq(seq);
-        }
-    }
-
-    fn step(&mut self) {
-        if let Err(e) = self.try_step() {
-            self.fail_all(&e);
-        }
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let plan = self.sched.schedule()?;
-        if plan.is_empty() {
-            // Nothing can run (cannot happen with a consistent scheduler); avoid spinning.
-            return Err(Error::InvariantViolated {
-                what: "the scheduler planned an empty step with sequences pending".into(),
-            });
-        }
-        let mut batch = RaggedBatch::default();
-        for e in &plan.entries {
-            let toks = self.sched.tokens(e.seq)?;
-            let chunk = toks.get(e.tokens.clone()).ok_or(Error::InvariantViolated {
-                what: format!("{}: planned tokens {:?} out of range", e.seq, e.tokens),
-            })?;
-            let start = batch.tokens.len();
-            batch.tokens.extend_from_slice(chunk);
-            batch.seqs.push(SeqSlice {
-                range: start..batch.tokens.len(),
-                start_pos: e.positions_start,
-                block_table: e.block_table.iter().map(|b| b.0).collect(),
-                window_table: e.window_table.as_ref().map(|t| WindowTable {
-                    first_block: t.first_block(),
-                    blocks: t.blocks().iter().map(|b| b.0).collect(),
-                }),
-                logits: e.needs_logits,
-            });
-            if let Some(s) = self.seqs.get_mut(&e.seq) {
-                s.cached_tokens.get_or_insert(e.tokens.start);
-            }
-        }
-        let mut logits = self.model.forward_paged(&batch, &mut self.kv)?;
-        let vocab = self.model.config().vocab_size;
-        let mut rows = logits.chunks_mut(vocab.max(1));
-        let mut results = Vec::new();
-        // Sequences the engine ends itself, with why, and their last text.
-        let mut ended: Vec<(SeqId, FinishReason)> = Vec::new();
-        let mut closed: Vec<SeqId> = Vec::new();
-        for e in plan.entries.iter().filter(|e| e.needs_logits) {
-            let row = rows.next().ok_or(Error::InvariantViolated {
-                what: "forward_paged returned fewer logit rows than asked".into(),
-            })?;
-            let history = self.sched.tokens(e.seq)?;
-            let Some(s) = self.seqs.get_mut(&e.seq) else {
-                continue;
-            };
-            let id = s.sampler.sample(row, history);
-            results.push((e.seq, Some(id)));
-            s.completion_tokens += 1;
-            let mut text = String::new();
-            let mut reason = None;
-            if !s.params.ignore_eos && self.tok.is_eog(id) {
-                reason = Some(FinishReason::Stop);
-            } else {
-                let piece = s.stop.push(&s.decoder.push(id));
-                text.push_str(&piece.emit);
-                if piece.stopped {
-                    reason = Some(FinishReason::Stop);
-                } else if s.completion_tokens >= s.params.max_tokens {
-                    reason = Some(FinishReason::Length);
-                    let rest = s.stop.push(&s.decoder.finish());
-                    text.push_str(&rest.emit);
-                    if !rest.stopped {
-                        text.push_str(&s.stop.finish());
-                    }
-                }
-            }
-            if s.events.send(GenerationEvent::Token { id, text }).is_err() {
-                closed.push(e.seq);
-            } else if let Some(r) = reason {
-                ended.push((e.seq, r));
-            }
-        }
-        let outcome = self.sched.on_step_done(&results)?;
-        for seq in closed {
-            self.drop_seq(seq);
-        }
-        for (seq, reason) in outcome.finished {
-            if !ended.iter().any(|(s, _)| *s == seq) && self.seqs.contains_key(&seq) {
-                ended.push((seq, reason));
-            }
-        }
-        for (seq, reason) in ended {
-            if let Some(s) = self.seqs.remove(&seq) {
-                let _ = s.events.send(GenerationEvent::Finished {
-                    reason,
-                    prompt_tokens: s.prompt_tokens,
-                    completion_tokens: s.completion_tokens,
-                    cached_tokens: s.cached_tokens.unwrap_or(0),
-                });
-            }
-            if self.sched.contains(seq) {
-                self.sched.finish(seq)?;
-            }
-        }
-        Ok(())
-    }
-}
