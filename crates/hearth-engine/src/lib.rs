@@ -23,10 +23,10 @@ pub use block_manager::{BlockManager, BlockTable};
 pub use engine::{
     Engine, EngineConfig, EngineRequest, EventStream, GenerationEvent, TokenLogprobs,
 };
-pub use metrics::{EngineMetrics, Histogram};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateParams, Generation, Session};
 pub use ids::{BlockId, SeqId};
+pub use metrics::{EngineMetrics, Histogram};
 pub use perplexity::{log_softmax_at, perplexity, PerplexityConfig, PerplexityReport};
 pub use prefix_cache::{BlockHash, PrefixCache, PrefixCacheStats};
 pub use sampler::{logprob_of, top_logprobs, Sampler, SamplingParams};

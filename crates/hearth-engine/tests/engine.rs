@@ -305,7 +305,11 @@ fn logprobs_match_a_teacher_forced_forward_and_metrics_count_the_request() {
     let vocab = m.config().vocab_size;
     for (row, (id, lp)) in logits.chunks(vocab).zip(&got) {
         let expect = hearth_engine::logprob_of(row, *id);
-        assert!((lp.logprob - expect).abs() < 2e-3, "{} vs {expect}", lp.logprob);
+        assert!(
+            (lp.logprob - expect).abs() < 2e-3,
+            "{} vs {expect}",
+            lp.logprob
+        );
         assert_eq!(lp.top.len(), 3);
         // Greedy: the chosen token is the most likely one.
         assert_eq!(lp.top[0].0, *id);

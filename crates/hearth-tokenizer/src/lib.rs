@@ -79,6 +79,19 @@ impl Tokenizer {
         Ok(Self { vocab, pre, finder })
     }
 
+    /// Tokenizes a conversation rendered by a chat template: texts of special tokens
+    /// become those tokens, and BOS is added only when the model wants it and the
+    /// template did not already write it.
+    pub fn encode_chat(&self, rendered: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(rendered, false, true)?;
+        if let Some(bos) = self.bos().filter(|_| self.add_bos()) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Tokenizes `text`. With `add_special`, BOS/EOS are added as the metadata says
     /// (`tokenizer.ggml.add_bos_token` / `add_eos_token`, else llama.cpp's defaults for the
     /// model type). With `parse_special`, texts of control tokens in `text` become those

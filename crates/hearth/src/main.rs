@@ -31,13 +31,17 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Find or redact personal data and secrets in a text file, line by line.
     Guard(commands::guard::GuardArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API with a chat page.
+    Serve(commands::serve::ServeArgs),
+    /// Manage API keys and see their usage.
+    Keys(commands::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hearth_server=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Perplexity(a) => commands::perplexity::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Guard(a) => commands::guard::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Keys(a) => commands::keys::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

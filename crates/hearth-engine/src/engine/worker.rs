@@ -12,8 +12,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Command, EngineRequest, GenerationEvent, TokenLogprobs};
 use crate::{
-    logprob_of, top_logprobs, EngineMetrics, Error, FinishReason, GenerateParams, Request,
-    Result, Sampler, Scheduler, SchedulerStats, SeqId, StopMatcher,
+    logprob_of, top_logprobs, EngineMetrics, Error, FinishReason, GenerateParams, Request, Result,
+    Sampler, Scheduler, SchedulerStats, SeqId, StopMatcher,
 };
 
 /// Per-sequence state of the model thread.

@@ -6,7 +6,6 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use anyhow::Context;
 use hearth_engine::Session;
 use hearth_tokenizer::chat::{ChatMessage, ChatTemplate};
-use hearth_tokenizer::Tokenizer;
 
 use super::{generate::SamplingArgs, Loaded, ModelArgs};
 
@@ -32,18 +31,6 @@ pub fn template_for(m: &Loaded) -> anyhow::Result<ChatTemplate> {
         &text(tok.bos()),
         &text(tok.eos()),
     )?)
-}
-
-/// Tokenizes a rendered conversation: special tokens parsed; BOS added only when the
-/// model wants it and the template did not already write it.
-pub fn encode_rendered(tok: &Tokenizer, text: &str) -> anyhow::Result<Vec<u32>> {
-    let mut ids = tok.encode(text, false, true)?;
-    if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
-        if ids.first() != Some(&bos) {
-            ids.insert(0, bos);
-        }
-    }
-    Ok(ids)
 }
 
 pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
@@ -110,7 +97,7 @@ fn reply(
     messages: &[ChatMessage],
     params: &hearth_engine::GenerateParams,
 ) -> anyhow::Result<String> {
-    let ids = encode_rendered(&m.tokenizer, &tpl.render(messages, true)?)?;
+    let ids = m.tokenizer.encode_chat(&tpl.render(messages, true)?)?;
     let mut out = std::io::stdout().lock();
     let g = session.generate(&m.tokenizer, &ids, params, &mut |s| {
         let _ = out.write_all(s.as_bytes());

@@ -93,7 +93,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             }],
             true,
         )?;
-        super::chat::encode_rendered(&m.tokenizer, &text)?
+        m.tokenizer.encode_chat(&text)?
     } else {
         m.tokenizer.encode(&args.prompt, true, true)?
     };

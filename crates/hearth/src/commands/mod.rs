@@ -4,8 +4,10 @@ pub mod bench;
 pub mod chat;
 pub mod generate;
 pub mod guard;
+pub mod keys;
 pub mod perplexity;
 pub mod pull;
+pub mod serve;
 pub mod tokenize;
 
 use std::sync::Arc;

@@ -1,0 +1,173 @@
+//! Who is calling, and may they: API keys, requests per minute, tokens per day.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::HeaderMap;
+
+use crate::store::{ct_eq, digest, secs_to_utc_midnight, utc_day, KeyInfo, KeyLimits, Store};
+use crate::ApiError;
+
+/// The caller of a request: a key, or anonymous when the server has no keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Id for logs and usage rows (`anonymous` without keys).
+    pub id: String,
+    /// Its limits.
+    pub limits: KeyLimits,
+}
+
+/// Key checks and per-key limits.
+#[derive(Debug)]
+pub struct Auth {
+    static_keys: Vec<([u8; 32], KeyInfo)>,
+    store: Option<Arc<Store>>,
+    anonymous_limits: KeyLimits,
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl Auth {
+    /// Keys from flags or a file (`secrets`, all with `limits`), plus those in `store`.
+    pub fn new(secrets: &[String], limits: KeyLimits, store: Option<Arc<Store>>) -> Self {
+        let static_keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    digest(s),
+                    KeyInfo {
+                        id: format!("cli-{}", i + 1),
+                        name: format!("cli-{}", i + 1),
+                        prefix: s.chars().take(6).collect(),
+                        limits,
+                        revoked: false,
+                    },
+                )
+            })
+            .collect();
+        Auth {
+            static_keys,
+            store,
+            anonymous_limits: limits,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether requests need a key (any flag key, or any active key in the store).
+    pub fn required(&self) -> bool {
+        !self.static_keys.is_empty()
+            || self.store.as_ref().is_some_and(|s| {
+                s.keys()
+                    .map(|k| k.iter().any(|k| !k.revoked))
+                    .unwrap_or(true)
+            })
+    }
+
+    /// The caller named by `Authorization: Bearer ...` or `X-Api-Key`.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        if !self.required() {
+            return Ok(Caller {
+                id: "anonymous".into(),
+                limits: self.anonymous_limits,
+            });
+        }
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let Some(secret) = presented else {
+            return Err(ApiError::unauthorized(
+                "missing API key: send 'Authorization: Bearer <key>'",
+            ));
+        };
+        let d = digest(secret);
+        let mut found = None;
+        for (stored, info) in &self.static_keys {
+            if ct_eq(stored, &d) {
+                found = Some(info.clone());
+            }
+        }
+        if let Some(store) = &self.store {
+            match store.find(&d) {
+                Ok(Some(k)) => found = Some(k),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("key lookup failed: {e}");
+                    return Err(ApiError::internal("key lookup failed"));
+                }
+            }
+        }
+        match found {
+            Some(k) => Ok(Caller {
+                id: k.id,
+                limits: k.limits,
+            }),
+            None => Err(ApiError::unauthorized("invalid API key")),
+        }
+    }
+
+    /// Checks the caller's per-minute and per-day limits and counts this request.
+    pub fn admit(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let (Some(budget), Some(store)) = (caller.limits.tokens_per_day, &self.store) {
+            let now = SystemTime::now();
+            let used = store
+                .usage(&caller.id, &utc_day(now))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if used.tokens() >= budget {
+                return Err(ApiError::rate_limited(
+                    format!(
+                        "daily token budget spent: {} of {budget} tokens used today (UTC)",
+                        used.tokens()
+                    ),
+                    "daily_budget_exceeded",
+                    secs_to_utc_midnight(now),
+                ));
+            }
+        }
+        if let Some(rpm) = caller.limits.requests_per_minute {
+            let now = Instant::now();
+            let mut w = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+            let q = w.entry(caller.id.clone()).or_default();
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            {
+                q.pop_front();
+            }
+            if q.len() >= rpm as usize {
+                let wait = q.front().map_or(60, |t| {
+                    60u64.saturating_sub(now.duration_since(*t).as_secs())
+                });
+                return Err(ApiError::rate_limited(
+                    format!("rate limit: {rpm} requests per minute"),
+                    "rate_limit_exceeded",
+                    wait,
+                ));
+            }
+            q.push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Records a finished (or cancelled) request's tokens.
+    pub fn record(&self, caller: &Caller, prompt_tokens: usize, completion_tokens: usize) {
+        if let Some(store) = &self.store {
+            let day = utc_day(SystemTime::now());
+            if let Err(e) = store.record(
+                &caller.id,
+                &day,
+                prompt_tokens as u64,
+                completion_tokens as u64,
+            ) {
+                tracing::error!("recording usage of {}: {e}", caller.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `hearth serve`: the OpenAI-compatible server. Binds first (so `/health` answers 503
+//! while the model loads), loads the model, then serves until SIGTERM or Ctrl-C, after
+//! which in-flight requests get `--shutdown-grace` seconds to finish.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hearth_engine::{Engine, EngineConfig};
+use hearth_server::{AppState, Auth, CorsOrigins, KeyLimits, ServedModel, ServerOptions, Store};
+
+use super::ModelArgs;
+
+/// Flags of `hearth serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The model's name in requests and answers (default: the file's stem).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// An API key clients must send (repeatable). Keys added with `hearth keys` count too.
+    #[arg(long = "api-key", env = "HEARTH_API_KEY")]
+    pub api_keys: Vec<String>,
+    /// A file of API keys, one per line (`#` starts a comment).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Requests per minute for keys given by flag or file (and for anonymous callers).
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per UTC day for keys given by flag or file (and for anonymous callers).
+    #[arg(long)]
+    pub tokens_per_day: Option<u64>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Memory for the KV cache, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub kv_cache_mb: usize,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 16)]
+    pub max_running: usize,
+    /// Most requests waiting beyond the running batch (more get 429).
+    #[arg(long, default_value_t = 64)]
+    pub max_queued: usize,
+    /// Turn off prefix (KV) cache reuse.
+    #[arg(long)]
+    pub no_prefix_cache: bool,
+    /// Browser origins allowed by CORS: `localhost`, `*`, or a comma-separated list.
+    #[arg(long, default_value = "localhost")]
+    pub cors_origins: String,
+    /// Log prompt text (off by default).
+    #[arg(long)]
+    pub log_prompts: bool,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace: u64,
+}
+
+/// Where keys and usage live.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbArgs {
+    /// SQLite database of API keys and usage (default: <cache>/usage.sqlite).
+    #[arg(long, env = "HEARTH_USAGE_DB")]
+    pub usage_db: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// Opens the database.
+    pub fn open(&self) -> anyhow::Result<Store> {
+        let path = self
+            .usage_db
+            .clone()
+            .unwrap_or_else(|| hearth_hub::cache_dir().join("usage.sqlite"));
+        Store::open(&path).with_context(|| format!("opening {}", path.display()))
+    }
+}
+
+fn read_key_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the API key file", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let mut keys = args.api_keys.clone();
+    if let Some(f) = &args.api_key_file {
+        keys.extend(read_key_file(f)?);
+    }
+    let store = Arc::new(args.db.open()?);
+    let limits = KeyLimits {
+        requests_per_minute: args.rpm,
+        tokens_per_day: args.tokens_per_day,
+    };
+    let auth = Auth::new(&keys, limits, Some(Arc::clone(&store)));
+    if !auth.required() {
+        tracing::warn!("no API keys configured: the API is open to anyone who can reach it");
+    }
+    let state = AppState::new(
+        auth,
+        ServerOptions {
+            log_prompts: args.log_prompts,
+            cors: CorsOrigins::parse(&args.cors_origins),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        eprintln!("hearth: listening on http://{addr} (loading the model)");
+        let loader_state = Arc::clone(&state);
+        let model_args = args.model.clone();
+        let name = args.served_model_name.clone();
+        let cfg = EngineConfig {
+            kv_budget_bytes: args.kv_cache_mb << 20,
+            max_running: args.max_running,
+            max_queued_requests: args.max_queued,
+            prefix_cache: !args.no_prefix_cache,
+            ..EngineConfig::default()
+        };
+        let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let served = load(&model_args, name, cfg)?;
+            eprintln!(
+                "hearth: serving {} (context {}) on http://{addr}",
+                served.name, served.context_length
+            );
+            loader_state.set_model(served);
+            Ok(())
+        });
+        let server = hearth_server::serve(
+            listener,
+            Arc::clone(&state),
+            shutdown_signal(),
+            Duration::from_secs(args.shutdown_grace),
+        );
+        tokio::pin!(server);
+        tokio::select! {
+            r = &mut server => return r.context("serving"),
+            r = loader => r.context("model loader")??,
+        }
+        server.await.context("serving")
+    })
+}
+
+fn load(args: &ModelArgs, name: Option<String>, cfg: EngineConfig) -> anyhow::Result<ServedModel> {
+    let path_name = std::path::Path::new(&args.model)
+        .file_stem()
+        .map_or_else(|| args.model.clone(), |s| s.to_string_lossy().into_owned());
+    let m = args.load()?;
+    let template = super::chat::template_for(&m)?;
+    let context_length = m.model.config().context_length;
+    let tokenizer = Arc::new(m.tokenizer);
+    let engine = Engine::start(Arc::new(m.model), Arc::clone(&tokenizer), cfg)?;
+    Ok(ServedModel {
+        name: name.unwrap_or(path_name),
+        engine,
+        tokenizer,
+        template,
+        context_length,
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
