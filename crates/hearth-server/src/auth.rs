@@ -54,14 +54,14 @@ impl Auth {
         }
     }
 
-    /// Whether requests need a key (any flag key, or any active key in the store).
+    /// Whether requests need a key: any flag key, or any key ever added to the store
+    /// (revoking the last key must not open the server to everyone).
     pub fn required(&self) -> bool {
         !self.static_keys.is_empty()
-            || self.store.as_ref().is_some_and(|s| {
-                s.keys()
-                    .map(|k| k.iter().any(|k| !k.revoked))
-                    .unwrap_or(true)
-            })
+            || self
+                .store
+                .as_ref()
+                .is_some_and(|s| s.keys().map(|k| !k.is_empty()).unwrap_or(true))
     }
 
     /// The caller named by `Authorization: Bearer ...` or `X-Api-Key`.

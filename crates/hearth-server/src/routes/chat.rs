@@ -57,32 +57,33 @@ fn to_messages(req: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, ApiError
                 "tool calls are not supported by this server",
             ));
         }
-        let content =
-            match &m.content {
-                None => String::new(),
-                Some(MessageContent::Text(t)) => t.clone(),
-                Some(MessageContent::Parts(parts)) => {
-                    let mut t = String::new();
-                    for (j, p) in parts.iter().enumerate() {
-                        match (p.kind.as_str(), &p.text) {
-                            ("text", Some(s)) => t.push_str(s),
-                            ("text", None) => {
-                                return Err(ApiError::invalid(
-                                    "a text part needs 'text'",
-                                    Some(&format!("messages[{i}].content[{j}].text")),
-                                ))
-                            }
-                            (other, _) => return Err(ApiError::unsupported(
+        let content = match &m.content {
+            None => String::new(),
+            Some(MessageContent::Text(t)) => t.clone(),
+            Some(MessageContent::Parts(parts)) => {
+                let mut t = String::new();
+                for (j, p) in parts.iter().enumerate() {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(s)) => t.push_str(s),
+                        ("text", None) => {
+                            return Err(ApiError::invalid(
+                                "a text part needs 'text'",
+                                Some(&format!("messages[{i}].content[{j}].text")),
+                            ))
+                        }
+                        (other, _) => {
+                            return Err(ApiError::unsupported(
                                 &format!("messages[{i}].content[{j}]"),
                                 &format!(
                                     "content parts of type '{other}' are not supported (text only)"
                                 ),
-                            )),
+                            ))
                         }
                     }
-                    t
                 }
-            };
+                t
+            }
+        };
         let role = if m.role == "developer" {
             "system"
         } else {

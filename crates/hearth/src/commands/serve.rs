@@ -67,7 +67,7 @@ pub struct ServeArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArgs {
     /// SQLite database of API keys and usage (default: <cache>/usage.sqlite).
-    #[arg(long, env = "HEARTH_USAGE_DB")]
+    #[arg(long, env = "HEARTH_USAGE_DB", global = true)]
     pub usage_db: Option<PathBuf>,
 }
 
