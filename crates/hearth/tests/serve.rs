@@ -484,3 +484,113 @@ fn client_errors_are_4xx_in_openai_shape_and_sigterm_drains() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn the_chat_page_streams_in_headless_chromium() {
+    let (Some(model), Some(python)) = (real_model(), venv_python()) else {
+        return;
+    };
+    if which("chromium").is_none() {
+        eprintln!("SKIPPED: no chromium on PATH (Debian package 'chromium'; .ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&model, &dir.path().join("u.sqlite"), &[]);
+    let (code, h, page) = http(&s.addr, "GET", "/", &[], "");
+    assert_eq!(code, 200);
+    assert!(header(&h, "content-type").unwrap().starts_with("text/html"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page loads nothing from outside"
+    );
+    let out = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/server/chat_page.py"
+        ))
+        .arg(format!("http://{}", s.addr))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    // The stopped reply was cancelled in the engine, not left running.
+    let t = Instant::now();
+    loop {
+        let (_, _, m) = http(&s.addr, "GET", "/metrics", &[], "");
+        let running = m
+            .lines()
+            .find(|l| l.starts_with("vllm:num_requests_running"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        if running == 0.0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the stopped request kept running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(cmd))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_in_our_openapi_document() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let st = python.with_file_name("st");
+    if !st.exists() {
+        eprintln!(
+            "SKIPPED: {} absent (.ci/fetch-assets installs schemathesis)",
+            st.display()
+        );
+        return;
+    }
+    // A tiny random model: fuzzed requests may ask for the whole context.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    hearth_model::tiny::TinySpec::llama().write(&model).unwrap();
+    let s = start(&model, &dir.path().join("u.sqlite"), &[]);
+    let (code, _, doc) = http(&s.addr, "GET", "/openapi.json", &[], "");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["openapi"], "3.1.0");
+    let out = Command::new(&st)
+        .args(["run", &format!("http://{}/openapi.json", s.addr)])
+        .args([
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ])
+        .args(["--request-timeout", "60", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{}",
+        text.lines().rev().take(6).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -1,0 +1,69 @@
+"""Drives the chat page of a running `hearth serve` in real headless Chromium.
+
+usage: python chat_page.py BASE_URL
+Types a message, watches the reply stream in, asks a follow-up (multi-turn), and
+stops a long reply with the Stop button. Exits non-zero on any failure.
+"""
+import shutil
+import sys
+
+from playwright.sync_api import sync_playwright
+
+base = sys.argv[1]
+chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+if not chromium:
+    raise SystemExit("FAILED: no chromium on PATH (Debian package 'chromium')")
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Nothing outside the binary: every request goes to our server.
+    outside = []
+    page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+    page.goto(base + "/")
+    page.wait_for_function("document.getElementById('model').textContent.startsWith('model:')", timeout=30000)
+    model_line = page.inner_text("#model")
+    assert "context" in model_line, model_line
+
+    # Count how many times the reply text changes while it streams.
+    page.evaluate("""() => {
+        window.__updates = 0;
+        new MutationObserver(() => window.__updates++).observe(
+            document.getElementById('log'), {subtree: true, characterData: true, childList: true});
+    }""")
+    page.fill("#temperature", "0")
+    page.fill("#max_tokens", "40")
+    page.fill("#input", "What is the capital of France?")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".assistant .meta", timeout=60000)
+    reply = page.inner_text(".assistant")
+    updates = page.evaluate("window.__updates")
+    assert len(reply.strip()) > 0, "empty reply"
+    assert updates > 3, f"reply did not stream ({updates} DOM updates)"
+
+    # A second turn: the page sends the whole conversation.
+    page.fill("#input", "And of Italy?")
+    page.press("#input", "Enter")
+    page.wait_for_function("document.querySelectorAll('.assistant .meta').length == 2", timeout=60000)
+    assert page.locator(".user").count() == 2 and page.locator(".assistant").count() == 2
+
+    # Stop a long reply midway.
+    page.fill("#max_tokens", "1500")
+    page.fill("#temperature", "1")
+    page.fill("#input", "Write a very long story about a dragon, with many chapters.")
+    page.press("#input", "Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('.assistant')[2] && document.querySelectorAll('.assistant')[2].textContent.length > 20",
+        timeout=60000)
+    page.click("#stop")
+    page.wait_for_function("document.querySelectorAll('.assistant .meta').length == 3", timeout=30000)
+    meta = page.locator(".assistant .meta").nth(2).inner_text()
+    assert meta == "stopped", f"stop button: meta is {meta!r}"
+    assert page.is_enabled("#send"), "send re-enabled after stop"
+
+    assert not errors, f"page errors: {errors}"
+    assert not outside, f"requests outside the server: {outside}"
+    browser.close()
+print("chat page: streamed, multi-turn, stopped")
