@@ -151,6 +151,11 @@ pub struct ChatMessageOut {
     pub role: String,
     /// The text.
     pub content: Option<String>,
+    /// A refusal message (we never produce one separately: null).
+    pub refusal: Option<String>,
+    /// URL citations and the like (always empty here).
+    #[serde(default)]
+    pub annotations: Vec<serde_json::Value>,
 }
 
 /// `logprobs` of a chat choice.

@@ -101,6 +101,18 @@ pub fn max_tokens(given: Option<i64>, param: &str, default: usize) -> Result<usi
     }
 }
 
+/// OpenAI's APIs require `model`; with one model served any name selects it (as
+/// llama-server does), so clients written for other servers work unchanged.
+pub fn require_model(model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(m) if !m.trim().is_empty() => Ok(()),
+        _ => Err(ApiError::invalid(
+            "you must provide a model parameter",
+            Some("model"),
+        )),
+    }
+}
+
 /// Resolves `n` (1..=16).
 pub fn choices(n: Option<i64>) -> Result<usize, ApiError> {
     match n.unwrap_or(1) {

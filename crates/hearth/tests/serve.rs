@@ -270,7 +270,7 @@ fn llama_cpp_server_security_and_invalid_request_tests_pass() {
 
 fn chat(addr: &str, key: &str, max_tokens: u32) -> (u16, Vec<(String, String)>, String) {
     let body = format!(
-        r#"{{"messages":[{{"role":"user","content":"Tell me a story."}}],"max_tokens":{max_tokens},"temperature":0}}"#
+        r#"{{"model":"m","messages":[{{"role":"user","content":"Tell me a story."}}],"max_tokens":{max_tokens},"temperature":0}}"#
     );
     http(
         addr,
@@ -365,42 +365,42 @@ fn client_errors_are_4xx_in_openai_shape_and_sigterm_drains() {
         (
             "POST",
             "/v1/chat/completions",
-            r#"{"messages":"hi"}"#,
+            r#"{"model":"m","messages":"hi"}"#,
             400,
             Some("messages"),
         ),
         (
             "POST",
             "/v1/chat/completions",
-            r#"{"messages":[{"role":"user","content":"x"}],"n":99}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":99}"#,
             400,
             Some("n"),
         ),
         (
             "POST",
             "/v1/chat/completions",
-            r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
             400,
             Some("max_tokens"),
         ),
         (
             "POST",
             "/v1/chat/completions",
-            r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#,
             400,
             Some("messages[0].content[0]"),
         ),
         (
             "POST",
             "/v1/completions",
-            r#"{"prompt":[999999999]}"#,
+            r#"{"model":"m","prompt":[999999999]}"#,
             400,
             Some("prompt"),
         ),
         (
             "POST",
             "/v1/completions",
-            r#"{"prompt":"x","logit_bias":{"1":5}}"#,
+            r#"{"model":"m","prompt":"x","logit_bias":{"1":5}}"#,
             400,
             Some("logit_bias"),
         ),
@@ -410,6 +410,13 @@ fn client_errors_are_4xx_in_openai_shape_and_sigterm_drains() {
             r#"{"tokens":[-1]}"#,
             400,
             Some("tokens[0]"),
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            r#"{"messages":[{"role":"user","content":"x"}]}"#,
+            400,
+            Some("model"),
         ),
         ("GET", "/v1/nothing", "", 404, None),
         ("GET", "/v1/chat/completions", "", 405, None),
@@ -457,7 +464,7 @@ fn client_errors_are_4xx_in_openai_shape_and_sigterm_drains() {
             "POST",
             "/v1/completions",
             &[],
-            r#"{"prompt":"Count: 1, 2, 3,","max_tokens":120,"temperature":0,"ignore_eos":true}"#,
+            r#"{"model":"m","prompt":"Count: 1, 2, 3,","max_tokens":120,"temperature":0,"ignore_eos":true}"#,
         )
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -593,4 +600,76 @@ fn schemathesis_finds_no_server_error_in_our_openapi_document() {
         "{}",
         text.lines().rev().take(6).collect::<Vec<_>>().join("\n")
     );
+}
+
+#[test]
+fn llm_comply_openai_chat_passes_except_tools_and_images_which_get_a_clean_400() {
+    let (Some(model), Some(python)) = (real_model(), venv_python()) else {
+        return;
+    };
+    let comply = python.with_file_name("llm-comply");
+    if !comply.exists() {
+        eprintln!(
+            "SKIPPED: {} absent (.ci/fetch-assets installs llm-comply)",
+            comply.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(
+        &model,
+        &dir.path().join("u.sqlite"),
+        &["--api-key", "sk-comply"],
+    );
+    let out = Command::new(&comply)
+        .args([
+            "run",
+            "--format",
+            "openai-chat",
+            "--json",
+            "--timeout",
+            "300",
+        ])
+        .args([
+            "-u",
+            &format!("http://{}/v1", s.addr),
+            "-k",
+            "sk-comply",
+            "-m",
+            "smollm2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start_json = text
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON report: {text}"));
+    let report: serde_json::Value = serde_json::from_str(&text[start_json..]).unwrap();
+    let results = report["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(results.len() >= 8, "{report}");
+    for r in results {
+        let id = r["id"].as_str().unwrap_or_default();
+        let status = r["status"].as_str().unwrap_or_default();
+        match id {
+            // Features we do not have: refused with a clean 400, checked below.
+            "chat-tool-calling" | "chat-image-input" => assert_eq!(status, "failed", "{r}"),
+            _ => assert!(status == "passed" || status == "skipped", "{id}: {r}"),
+        }
+    }
+    for body in [
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#,
+    ] {
+        let (code, _, text) = http(
+            &s.addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("Authorization", "Bearer sk-comply")],
+            body,
+        );
+        assert_eq!(code, 400, "{text}");
+        assert_eq!(error_of(&text)["code"], "unsupported_parameter");
+    }
 }

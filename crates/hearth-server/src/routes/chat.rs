@@ -139,6 +139,7 @@ async fn handle(
     let caller = state.auth.authenticate(headers)?;
     let req: ChatCompletionRequest = parse_json(body)?;
     let model = state.model()?;
+    params::require_model(req.model.as_deref())?;
     params::check_extra(&req.extra)?;
     let n = params::choices(req.n)?;
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
@@ -221,6 +222,8 @@ async fn handle(
             message: ChatMessageOut {
                 role: "assistant".into(),
                 content: Some(c.text),
+                refusal: None,
+                annotations: Vec::new(),
             },
             finish_reason: c.finish_reason.map(|r| r.as_str().to_string()),
         })

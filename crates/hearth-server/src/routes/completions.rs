@@ -98,6 +98,7 @@ async fn handle(
     let caller = state.auth.authenticate(headers)?;
     let req: CompletionRequest = parse_json(body)?;
     let model = state.model()?;
+    params::require_model(req.model.as_deref())?;
     params::check_extra(&req.extra)?;
     let n = params::choices(req.n)?;
     let logprobs = match req.logprobs {
