@@ -171,3 +171,82 @@ impl Auth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn bearer(k: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {k}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn keys_are_checked_and_x_api_key_works_too() {
+        let auth = Auth::new(&["sk-a".into()], KeyLimits::default(), None);
+        assert!(auth.required());
+        assert_eq!(auth.authenticate(&bearer("sk-a")).unwrap().id, "cli-1");
+        assert_eq!(auth.authenticate(&bearer("sk-b")).unwrap_err().status, 401);
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new()).unwrap_err().status,
+            401
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("sk-a"));
+        assert!(auth.authenticate(&h).is_ok());
+    }
+
+    #[test]
+    fn requests_per_minute_and_tokens_per_day_give_429_with_retry_after() {
+        let store = Arc::new(Store::in_memory().unwrap());
+        let limits = KeyLimits {
+            requests_per_minute: Some(2),
+            tokens_per_day: Some(100),
+        };
+        let auth = Auth::new(&["sk-a".into()], limits, Some(Arc::clone(&store)));
+        let c = auth.authenticate(&bearer("sk-a")).unwrap();
+        auth.admit(&c).unwrap();
+        auth.admit(&c).unwrap();
+        let e = auth.admit(&c).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (429, Some("rate_limit_exceeded"))
+        );
+        assert!(e.retry_after.unwrap() >= 1);
+        let day_limited = Auth::new(
+            &["sk-b".into()],
+            KeyLimits {
+                requests_per_minute: None,
+                tokens_per_day: Some(100),
+            },
+            Some(store),
+        );
+        let c = day_limited.authenticate(&bearer("sk-b")).unwrap();
+        day_limited.admit(&c).unwrap();
+        day_limited.record(&c, 60, 39);
+        day_limited.admit(&c).unwrap();
+        day_limited.record(&c, 1, 0);
+        let e = day_limited.admit(&c).unwrap_err();
+        assert_eq!(e.code, Some("daily_budget_exceeded"));
+    }
+
+    #[test]
+    fn without_keys_the_server_is_open_and_anonymous() {
+        let auth = Auth::new(
+            &[],
+            KeyLimits::default(),
+            Some(Arc::new(Store::in_memory().unwrap())),
+        );
+        assert!(!auth.required());
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new()).unwrap().id,
+            "anonymous"
+        );
+    }
+}
