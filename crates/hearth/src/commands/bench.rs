@@ -34,6 +34,8 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub serving: super::bench_serve::ServingArgs,
 }
 
 /// Runs inside the peer's Python: prints one JSON object.
@@ -153,6 +155,14 @@ fn peak_rss_bytes() -> u64 {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.serving.serving {
+        let path = hearth_hub::resolve(&args.model.model, &super::pull::progress_bar())?;
+        let threads = match args.model.threads {
+            Some(t) => t,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        return super::bench_serve::run(&args.serving, &path, threads, args.json);
+    }
     anyhow::ensure!(
         args.repeats > 0 && args.decode > 0 && args.prefill.iter().all(|&n| n > 0),
         "counts must be positive"
