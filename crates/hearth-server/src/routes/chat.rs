@@ -195,8 +195,9 @@ async fn handle(
     if state.options.log_prompts {
         tracing::info!(request_id = %id, prompt = %rendered, "prompt");
     }
-    let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt.len());
+    let prompt_len = prompt.len();
     let streams = run::submit(&model, &[prompt], &gen, n, "messages").await?;
+    let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
     let created = unix_now();
     if req.stream.unwrap_or(false) {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);

@@ -136,8 +136,8 @@ async fn handle(
     state.auth.admit(&caller)?;
     let id = state.request_id("cmpl");
     let prompt_tokens = prompts.iter().map(Vec::len).sum();
-    let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_tokens);
     let streams = run::submit(&model, &prompts, &gen, n, "prompt").await?;
+    let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_tokens);
     let echo_text = |p: &[u32]| model.tokenizer.decode(p, false);
     let created = unix_now();
     if req.stream.unwrap_or(false) {

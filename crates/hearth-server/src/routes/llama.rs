@@ -96,8 +96,9 @@ pub async fn completion(
         let gen = params::generate_params(&fields, max_tokens, None)?;
         state.auth.admit(&caller)?;
         let id = state.request_id("cmpl");
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt.len());
+        let prompt_len = prompt.len();
         let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
+        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt_len);
         let mut done = run::collect_all(streams, 1, &usage).await?;
         let c = done.pop().unwrap_or_default();
         let stop_type = match c.finish_reason {

@@ -177,8 +177,9 @@ pub async fn generate(
         let gen = params::generate_params(&fields, max_tokens, None)?;
         state.auth.admit(&caller)?;
         let id = state.request_id("gen");
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt.len());
+        let prompt_len = prompt.len();
         let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
+        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt_len);
         let mut done = run::collect_all(streams, 1, &usage).await?;
         let c = done.pop().unwrap_or_default();
         Ok::<_, ApiError>(
