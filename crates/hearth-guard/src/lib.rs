@@ -24,11 +24,13 @@ mod error;
 mod finding;
 mod iban;
 mod ip;
+pub mod moderation;
 pub mod operators;
 mod phone;
 mod recognizer;
 mod scanner;
 mod secret;
+pub mod stream;
 mod url_cred;
 
 pub use card::CardRecognizer;
