@@ -76,12 +76,20 @@ impl Confusion {
     }
     fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 fn load_lists(args: &EvalModerationArgs) -> anyhow::Result<TermList> {
@@ -116,8 +124,7 @@ fn load_lists(args: &EvalModerationArgs) -> anyhow::Result<TermList> {
 
 pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
     let list = load_lists(args)?;
-    let moderator =
-        Moderator::new(&list)?.with_thresholds(Thresholds::uniform(args.threshold));
+    let moderator = Moderator::new(&list)?.with_thresholds(Thresholds::uniform(args.threshold));
     let text = std::fs::read_to_string(&args.data)
         .with_context(|| format!("{}: reading", args.data.display()))?;
     let mut overall = Confusion::default();
@@ -130,7 +137,11 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
         let row: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: not JSON", args.data.display(), i + 1))?;
         let prompt = row["prompt"].as_str().with_context(|| {
-            format!("{}:{}: no string field `prompt`", args.data.display(), i + 1)
+            format!(
+                "{}:{}: no string field `prompt`",
+                args.data.display(),
+                i + 1
+            )
         })?;
         let verdict = moderator.moderate(prompt);
         let mut any = false;
@@ -148,7 +159,10 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
         list.entries.len(),
         args.threshold
     );
-    println!("{:<22} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5}", "label", "P", "R", "F1", "TP", "FP", "FN");
+    println!(
+        "{:<22} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5}",
+        "label", "P", "R", "F1", "TP", "FP", "FN"
+    );
     let row = |name: &str, c: &Confusion| {
         println!(
             "{name:<22} {:>6.3} {:>6.3} {:>6.3} {:>5} {:>5} {:>5}",
@@ -175,7 +189,7 @@ pub struct EvalPiiArgs {
     /// (`pip download --no-deps --no-binary :all: presidio-evaluator==0.3.2`).
     #[arg(long)]
     pub data: PathBuf,
-    /// Print up to this many missed gold values per type (on stderr).
+    /// Print up to this many missed gold values and false hits per type (on stderr).
     #[arg(long, default_value_t = 0)]
     pub misses: usize,
 }
@@ -200,6 +214,7 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
     let mut overlap: BTreeMap<&str, Confusion> = BTreeMap::new();
     let mut unclaimed: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut misses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut false_hits: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
         let full = row["full_text"]
             .as_str()
@@ -215,11 +230,17 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
             let ty = s["entity_type"].as_str().unwrap_or_default();
             let (Some(a), Some(b)) = (s["start_position"].as_u64(), s["end_position"].as_u64())
             else {
-                anyhow::bail!("{}: record {i}: span without positions", args.data.display());
+                anyhow::bail!(
+                    "{}: record {i}: span without positions",
+                    args.data.display()
+                );
             };
             let (a, b) = (a as usize, b as usize);
             if b > byte_at.len() - 1 || a > b {
-                anyhow::bail!("{}: record {i}: span {a}..{b} outside the text", args.data.display());
+                anyhow::bail!(
+                    "{}: record {i}: span {a}..{b} outside the text",
+                    args.data.display()
+                );
             }
             if let Some((name, _)) = PII_TYPES.iter().find(|(t, _)| *t == ty) {
                 gold.push((name, byte_at[a]..byte_at[b]));
@@ -237,7 +258,14 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
                 .iter()
                 .position(|(t, g)| t == name && g.start < f.span.end && f.span.start < g.end);
             let e = exact.entry(name).or_default();
-            if hit_exact.is_some() { e.tp += 1 } else { e.fp += 1 }
+            if hit_exact.is_some() {
+                e.tp += 1
+            } else {
+                e.fp += 1;
+                let around =
+                    &full[full.floor_char_boundary(f.span.start.saturating_sub(30))..f.span.end];
+                false_hits.entry(name).or_default().push(around.to_string());
+            }
             let o = overlap.entry(name).or_default();
             if let Some(j) = hit_overlap {
                 o.tp += 1;
@@ -249,14 +277,20 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
         for (j, (name, g)) in gold.iter().enumerate() {
             if !found.iter().any(|f| f.span == *g) {
                 exact.entry(name).or_default().fn_ += 1;
-                misses.entry(name).or_default().push(full[g.clone()].to_string());
+                misses
+                    .entry(name)
+                    .or_default()
+                    .push(full[g.clone()].to_string());
             }
             if !matched_gold[j] {
                 overlap.entry(name).or_default().fn_ += 1;
             }
         }
     }
-    println!("presidio-evaluator synth_dataset_v2: {} records", rows.len());
+    println!(
+        "presidio-evaluator synth_dataset_v2: {} records",
+        rows.len()
+    );
     println!(
         "{:<14} {:>5} | {:>6} {:>6} | {:>6} {:>6}",
         "type", "gold", "P", "R", "P~", "R~"
@@ -294,9 +328,11 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
     if !unclaimed.is_empty() {
         println!("findings of kinds the set does not label: {unclaimed:?}");
     }
-    for (name, m) in &misses {
-        if args.misses > 0 {
-            eprintln!("{name} missed: {:?}", &m[..m.len().min(args.misses)]);
+    for (label, table) in [("missed", &misses), ("false hits", &false_hits)] {
+        for (name, m) in table {
+            if args.misses > 0 {
+                eprintln!("{name} {label}: {:?}", &m[..m.len().min(args.misses)]);
+            }
         }
     }
     Ok(())
