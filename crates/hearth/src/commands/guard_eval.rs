@@ -36,6 +36,25 @@ pub struct EvalModerationArgs {
     /// Flagging threshold for every category.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// Which samples to score: `all`, `dev` (even lines, for working on lists) or `test`
+    /// (odd lines, held out).
+    #[arg(long, value_enum, default_value = "all")]
+    pub split: Split,
+    /// Print up to this many missed and wrongly flagged samples (on stderr, truncated;
+    /// the texts are offensive).
+    #[arg(long, default_value_t = 0)]
+    pub show_errors: usize,
+}
+
+/// A half of the samples.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Every sample.
+    All,
+    /// Samples on even lines (0, 2, ...), to look at while writing lists.
+    Dev,
+    /// Samples on odd lines, held out.
+    Test,
 }
 
 /// The dataset's label keys and the category each one stands for.
@@ -130,8 +149,14 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
     let mut overall = Confusion::default();
     let mut per_label = [Confusion::default(); LABELS.len()];
     let mut n = 0;
+    let mut errors = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+        let keep = match args.split {
+            Split::All => true,
+            Split::Dev => i % 2 == 0,
+            Split::Test => i % 2 == 1,
+        };
+        if !keep || line.trim().is_empty() {
             continue;
         }
         let row: serde_json::Value = serde_json::from_str(line)
@@ -151,10 +176,28 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
             per_label[j].add(truth, verdict.categories.get(*category));
         }
         overall.add(any, verdict.flagged);
+        let short = || {
+            prompt
+                .chars()
+                .take(160)
+                .collect::<String>()
+                .replace('\n', " ")
+        };
+        if any && !verdict.flagged {
+            errors.0.push(short());
+        } else if !any && verdict.flagged {
+            let why: Vec<String> = verdict
+                .matches
+                .iter()
+                .map(|m| format!("{}:{}", m.category, &prompt[m.span.clone()]))
+                .collect();
+            errors.1.push(format!("{} <= {why:?}", short()));
+        }
         n += 1;
     }
     println!(
-        "OpenAI moderation samples: {n} texts, {} labelled flagged; {} term-list entries, threshold {}",
+        "OpenAI moderation samples ({:?}): {n} texts, {} labelled flagged; {} term-list entries, threshold {}",
+        args.split,
         overall.tp + overall.fn_,
         list.entries.len(),
         args.threshold
@@ -179,6 +222,11 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
         row(&format!("{} ({key})", category.name()), &per_label[j]);
     }
     println!("bar (Llama Guard rail, flagged): P 0.730 R 0.660");
+    for (label, list) in [("missed", &errors.0), ("wrongly flagged", &errors.1)] {
+        for e in list.iter().take(args.show_errors) {
+            eprintln!("{label}: {e}");
+        }
+    }
     Ok(())
 }
 
