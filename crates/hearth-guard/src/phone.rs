@@ -251,15 +251,68 @@ impl Recognizer for PhoneRecognizer {
         let in_run = |b: u8| matches!(b, b' ' | b'+' | b'(' | b')' | b'.' | b'-' | b'/');
         for run in digit_runs(bytes, in_run, 7) {
             let region_end = bytes.len().min(run.end + 11);
-            self.find_in(bytes, run.start, region_end, out);
+            let formats = self.possible_formats(bytes, run.clone());
+            self.find_in(bytes, run.start, region_end, formats, out);
         }
     }
 }
 
+/// Facts about a digit run that rule formats out before any pattern runs over it.
+#[derive(Debug, Clone, Copy)]
+struct RunShape {
+    digits: usize,
+    plus_or_00: bool,
+    zero: bool,
+    separated: bool,
+}
+
 impl PhoneRecognizer {
-    /// Runs every format over `bytes[from..to]`, checking boundaries against all of `bytes`.
-    fn find_in(&self, bytes: &[u8], from: usize, to: usize, out: &mut Vec<Finding>) {
-        for (format, regex) in &self.formats {
+    /// Which formats can match in the digit run `run` (a cheap superset, so that most
+    /// runs — dates, order numbers, amounts — skip most patterns).
+    fn possible_formats(&self, bytes: &[u8], run: std::ops::Range<usize>) -> [bool; 6] {
+        let r = &bytes[run.clone()];
+        let shape = RunShape {
+            digits: r.iter().filter(|b| b.is_ascii_digit()).count(),
+            plus_or_00: memchr::memchr(b'+', r).is_some()
+                || memchr::memmem::find(r, b"00").is_some(),
+            zero: memchr::memchr(b'0', r).is_some(),
+            separated: r.iter().any(|b| !b.is_ascii_digit()),
+        };
+        let grouped_context = || {
+            // Any phone word a candidate in this run could see (see line_context_score):
+            // before the run within the window, or just after the run's region.
+            let before = &bytes[run.start.saturating_sub(CONTEXT_WINDOW)..run.start];
+            let after_end = bytes.len().min(run.end + 11 + CONTEXT_AFTER);
+            self.phone_words.is_match(before)
+                || self.phone_words_after.is_match(&bytes[run.end..after_end])
+        };
+        let mut possible = [false; 6];
+        for (i, (format, _)) in self.formats.iter().enumerate() {
+            possible[i] = match format {
+                Format::International => shape.plus_or_00 && shape.digits >= 8,
+                Format::NorthAmerican | Format::BareNorthAmerican => shape.digits >= 10,
+                Format::ChinaMobile => shape.digits >= 11,
+                Format::Trunk => shape.zero && shape.digits >= 9,
+                Format::Grouped => shape.separated && grouped_context(),
+            };
+        }
+        possible
+    }
+
+    /// Runs the possible formats over `bytes[from..to]`, checking boundaries against all
+    /// of `bytes`.
+    fn find_in(
+        &self,
+        bytes: &[u8],
+        from: usize,
+        to: usize,
+        possible: [bool; 6],
+        out: &mut Vec<Finding>,
+    ) {
+        for (i, (format, regex)) in self.formats.iter().enumerate() {
+            if !possible[i] {
+                continue;
+            }
             for m in regex.find_iter(&bytes[from..to]) {
                 let (start, end) = (from + m.start(), from + m.end());
                 if !stands_alone(bytes, start, end) {
