@@ -14,7 +14,7 @@
 //! word (`order`, `invoice`, `订单`, ...) does.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet};
 
 use crate::finding::{Finding, PiiKind};
 use crate::recognizer::{digit_runs, stands_alone, Recognizer};
@@ -80,6 +80,8 @@ enum Format {
 #[derive(Debug, Clone)]
 pub struct PhoneRecognizer {
     formats: Vec<(Format, Regex)>,
+    /// All format patterns at once: which of them match a region at all.
+    any_format: RegexSet,
     phone_words: AhoCorasick,
     phone_words_after: AhoCorasick,
     id_words: AhoCorasick,
@@ -117,6 +119,10 @@ impl PhoneRecognizer {
                 r"(?:\(\d{1,4}\) ?)?\d{2,5}(?:[ .-]\d{2,7}){1,4}".to_string(),
             ),
         ];
+        // ASCII digits only (`(?-u)`), as the digit runs that `find` hands over.
+        let patterns = patterns.map(|(f, p)| (f, format!("(?-u){p}")));
+        let any_format =
+            RegexSet::new(patterns.iter().map(|(_, p)| p)).expect("built-in patterns compile");
         let formats = patterns
             .into_iter()
             .map(|(f, p)| (f, Regex::new(&p).expect("built-in pattern compiles")))
@@ -130,6 +136,7 @@ impl PhoneRecognizer {
         };
         PhoneRecognizer {
             formats,
+            any_format,
             phone_words: words(PHONE_WORDS),
             phone_words_after: words(PHONE_WORDS_AFTER),
             id_words: words(ID_WORDS),
@@ -309,8 +316,12 @@ impl PhoneRecognizer {
         possible: [bool; 6],
         out: &mut Vec<Finding>,
     ) {
+        if !possible.iter().any(|&p| p) {
+            return;
+        }
+        let matching = self.any_format.matches(&bytes[from..to]);
         for (i, (format, regex)) in self.formats.iter().enumerate() {
-            if !possible[i] {
+            if !possible[i] || !matching.matched(i) {
                 continue;
             }
             for m in regex.find_iter(&bytes[from..to]) {
