@@ -20,10 +20,12 @@
 //! - Moderation ([`ModerationPolicy`]): `Off`, `Flag` (report categories as their
 //!   running score over the whole stream reaches the threshold) or `Block` (withhold the
 //!   segment that makes a category flagged and stop the stream).
-//! - PII ([`PiiPolicy`]): `Off`, `Flag`, `Redact` (apply the [`Anonymizer`]; placeholders
-//!   are numbered per segment, and `Pseudonymize` without a vault masks the value) or
-//!   `Block`.
+//! - PII ([`PiiPolicy`]): `Off`, `Flag`, `Redact` (apply the [`Anonymizer`]'s operator
+//!   per kind; placeholders are numbered over the whole stream, and `Pseudonymize`,
+//!   which needs a vault, masks the value instead) or `Block`.
 
+use std::collections::HashMap;
+use std::hash::RandomState;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -110,6 +112,10 @@ pub struct StreamFilter {
     scores: ScoreAccumulator,
     flagged: Vec<Category>,
     stopped: bool,
+    /// Placeholder numbers by kind and value hash, and the last number per kind.
+    placeholders: HashMap<(PiiKind, u64), usize>,
+    placeholder_counts: HashMap<PiiKind, usize>,
+    hash_state: RandomState,
 }
 
 impl std::fmt::Debug for StreamFilter {
@@ -142,6 +148,9 @@ impl StreamFilter {
             scores: ScoreAccumulator::default(),
             flagged: Vec::new(),
             stopped: false,
+            placeholders: HashMap::new(),
+            placeholder_counts: HashMap::new(),
+            hash_state: RandomState::new(),
         }
     }
 
@@ -307,20 +316,55 @@ impl StreamFilter {
             return out;
         }
         out.text = if self.pii == PiiPolicy::Redact && !findings.is_empty() {
-            self.anonymizer
-                .anonymize(&segment, &findings, None)
-                .unwrap_or_else(|_| {
-                    let mask = Anonymizer::new(Operator::Mask {
-                        ch: '*',
-                        keep_length: true,
-                    });
-                    mask.anonymize(&segment, &findings, None)
-                        .unwrap_or_else(|_| "*".repeat(segment.chars().count()))
-                })
+            self.redact(&segment, &findings)
         } else {
             segment
         };
         out
+    }
+}
+
+impl StreamFilter {
+    /// `segment` with `findings` replaced: placeholders numbered over the whole stream
+    /// (`<PHONE_1>`, `<PHONE_2>`, the same number for the same value), other operators
+    /// as the anonymizer applies them. An operator that fails (`Pseudonymize` has no
+    /// vault here) masks the value instead, so nothing leaks.
+    fn redact(&mut self, segment: &str, findings: &[Finding]) -> String {
+        let mut out = String::with_capacity(segment.len());
+        let mut copied = 0;
+        for f in findings {
+            let Some(value) = segment.get(f.span.clone()) else {
+                continue;
+            };
+            out.push_str(&segment[copied..f.span.start]);
+            copied = f.span.end;
+            if *self.anonymizer.operator(f.kind) == Operator::Placeholder {
+                let n = self.placeholder_number(f.kind, value);
+                out.push_str(&format!("<{}_{n}>", f.kind.label()));
+                continue;
+            }
+            let alone = [Finding::new(f.kind, 0..value.len(), f.score)];
+            match self.anonymizer.anonymize(value, &alone, None) {
+                Ok(replaced) => out.push_str(&replaced),
+                Err(_) => out.extend(std::iter::repeat_n('*', value.chars().count())),
+            }
+        }
+        out.push_str(&segment[copied..]);
+        out
+    }
+
+    /// The placeholder number of `value` in this stream. Values are remembered by a
+    /// hash, so the filter holds no raw PII once a segment is released.
+    fn placeholder_number(&mut self, kind: PiiKind, value: &str) -> usize {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hash_state.build_hasher();
+        value.hash(&mut h);
+        let key = (kind, h.finish());
+        let next = self.placeholder_counts.entry(kind).or_insert(0);
+        *self.placeholders.entry(key).or_insert_with(|| {
+            *next += 1;
+            *next
+        })
     }
 }
 

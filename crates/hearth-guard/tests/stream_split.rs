@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use hearth_guard::moderation::{Category, Moderator, TermList};
 use hearth_guard::stream::{BlockReason, ModerationPolicy, PiiPolicy, StreamFilter, StreamOutput};
-use hearth_guard::{Anonymizer, PiiKind, Scanner};
+use hearth_guard::{Anonymizer, Operator, PiiKind, Scanner};
 
 /// Small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -189,6 +189,33 @@ fn block_stops_before_the_offending_text() {
     );
     assert_eq!(out.blocked, Some(BlockReason::Pii(PiiKind::Secret)));
     assert!(!out.text.contains("sk-proj"));
+}
+
+#[test]
+fn placeholders_are_numbered_over_the_whole_stream() {
+    let text = "a@b.com then c@d.com then a@b.com again, card 4111 1111 1111 1111";
+    let chunks: Vec<&str> = text.split_inclusive(' ').collect();
+    let out = run(
+        filter(ModerationPolicy::Off, PiiPolicy::Redact, 100),
+        &chunks,
+    );
+    assert_eq!(
+        out.text,
+        "<EMAIL_1> then <EMAIL_2> then <EMAIL_1> again, card <CREDIT_CARD_1>"
+    );
+    let masked = filter(ModerationPolicy::Off, PiiPolicy::Redact, 100).with_pii(
+        PiiPolicy::Redact,
+        Anonymizer::new(Operator::Mask {
+            ch: '#',
+            keep_length: true,
+        })
+        .with(PiiKind::CreditCard, Operator::Pseudonymize),
+    );
+    let out = run(masked, &chunks);
+    assert_eq!(
+        out.text,
+        "####### then ####### then ####### again, card *******************"
+    );
 }
 
 #[test]
