@@ -356,10 +356,8 @@ impl StreamFilter {
     /// The placeholder number of `value` in this stream. Values are remembered by a
     /// hash, so the filter holds no raw PII once a segment is released.
     fn placeholder_number(&mut self, kind: PiiKind, value: &str) -> usize {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.hash_state.build_hasher();
-        value.hash(&mut h);
-        let key = (kind, h.finish());
+        use std::hash::BuildHasher;
+        let key = (kind, self.hash_state.hash_one(value));
         let next = self.placeholder_counts.entry(kind).or_insert(0);
         *self.placeholders.entry(key).or_insert_with(|| {
             *next += 1;
