@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use crate::error::{Error, Result};
 use crate::moderation::category::{
     Category, CategoryFlags, CategoryScores, Thresholds, CATEGORY_COUNT,
 };
-use crate::moderation::term_list::{TermKind, TermList, MAX_PATTERN_BYTES};
+use crate::moderation::term_list::{compile_pattern, TermKind, TermList, MAX_PATTERN_BYTES};
 
 /// One entry of a term list matched in a text.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,8 @@ pub struct TermMatcher {
     /// For each aho-corasick pattern id, the entries with that (lower-cased) text.
     literals: Vec<Vec<LiteralInfo>>,
     patterns: Vec<(usize, Regex)>,
+    /// Every pattern at once: which of them match a text at all (one pass).
+    any_pattern: Option<RegexSet>,
     max_reach: usize,
 }
 
@@ -94,19 +96,31 @@ impl TermMatcher {
                     literals[id].push(info);
                 }
                 TermKind::Pattern(src) => {
-                    let re = regex::RegexBuilder::new(src)
-                        .case_insensitive(true)
-                        .build()
-                        .map_err(|e| Error::TermList {
-                            source_name: "compiled list".into(),
-                            line: i + 1,
-                            problem: format!("bad pattern: {e}"),
-                        })?;
+                    let re = compile_pattern(src).map_err(|e| Error::TermList {
+                        source_name: "compiled list".into(),
+                        line: i + 1,
+                        problem: format!("bad pattern: {e}"),
+                    })?;
                     max_reach = max_reach.max(MAX_PATTERN_BYTES);
                     patterns.push((i, re));
                 }
             }
         }
+        let any_pattern = if patterns.is_empty() {
+            None
+        } else {
+            let sources = patterns.iter().map(|(_, re): &(usize, Regex)| re.as_str());
+            Some(
+                regex::RegexSetBuilder::new(sources)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| Error::TermList {
+                        source_name: "compiled list".into(),
+                        line: 0,
+                        problem: format!("building the pattern set: {e}"),
+                    })?,
+            )
+        };
         let ac = if texts.is_empty() {
             None
         } else {
@@ -127,6 +141,7 @@ impl TermMatcher {
             ac,
             literals,
             patterns,
+            any_pattern,
             max_reach,
         })
     }
@@ -175,7 +190,11 @@ impl TermMatcher {
                 }
             }
         }
-        for (entry, re) in &self.patterns {
+        let matching = self.any_pattern.as_ref().map(|set| set.matches(text));
+        for (i, (entry, re)) in self.patterns.iter().enumerate() {
+            if !matching.as_ref().is_some_and(|m| m.matched(i)) {
+                continue;
+            }
             let (category, weight) = self.entries[*entry];
             for m in re.find_iter(text) {
                 if m.is_empty() || m.len() > MAX_PATTERN_BYTES {
@@ -274,6 +293,7 @@ impl Moderator {
                 ac: None,
                 literals: Vec::new(),
                 patterns: Vec::new(),
+                any_pattern: None,
                 max_reach: 0,
             }),
             thresholds: Thresholds::default(),
