@@ -3,7 +3,7 @@
 use regex::bytes::Regex;
 
 use crate::finding::{Finding, PiiKind};
-use crate::recognizer::{stands_alone, Recognizer};
+use crate::recognizer::{digit_runs, stands_alone, Recognizer};
 
 /// Finds card numbers of 12–19 digits, written solid or in groups split by one kind of
 /// separator (`4111 1111 1111 1111`, `3782-822463-10005`), whose issuer prefix is known,
@@ -22,8 +22,10 @@ impl Default for CardRecognizer {
 impl CardRecognizer {
     /// The recognizer with its pattern compiled.
     pub fn new() -> Self {
+        // ASCII digits only (`(?-u)`): the pattern then matches only inside the digit
+        // runs that `find` hands it.
         let pattern =
-            r"\d{4}[ -]\d{6}[ -]\d{4,5}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?|\d{12,19}";
+            r"(?-u)\d{4}[ -]\d{6}[ -]\d{4,5}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?|\d{12,19}";
         CardRecognizer {
             pattern: Regex::new(pattern).expect("built-in pattern compiles"),
         }
@@ -105,16 +107,21 @@ impl Recognizer for CardRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        for m in self.pattern.find_iter(bytes) {
-            if !stands_alone(bytes, m.start(), m.end()) {
-                continue;
-            }
-            let Some(digits) = candidate_digits(m.as_bytes()) else {
-                continue;
-            };
-            let fits = issuer_lengths(&digits).is_some_and(|l| l.contains(&digits.len()));
-            if fits && luhn_valid(&digits) {
-                out.push(Finding::new(PiiKind::CreditCard, m.range(), 0.95));
+        // Every match lies in a run of digits, spaces and dashes with 12 or more digits,
+        // so the pattern runs only there (the same matches as over the whole text).
+        for run in digit_runs(bytes, |b| b == b' ' || b == b'-', 12) {
+            for m in self.pattern.find_iter(&bytes[run.clone()]) {
+                let (start, end) = (run.start + m.start(), run.start + m.end());
+                if !stands_alone(bytes, start, end) {
+                    continue;
+                }
+                let Some(digits) = candidate_digits(m.as_bytes()) else {
+                    continue;
+                };
+                let fits = issuer_lengths(&digits).is_some_and(|l| l.contains(&digits.len()));
+                if fits && luhn_valid(&digits) {
+                    out.push(Finding::new(PiiKind::CreditCard, start..end, 0.95));
+                }
             }
         }
     }

@@ -4,7 +4,7 @@ use regex::bytes::Regex;
 
 use crate::cn_region_table::REGION_CODES;
 use crate::finding::{Finding, PiiKind};
-use crate::recognizer::{stands_alone, Recognizer};
+use crate::recognizer::{digit_runs, stands_alone, Recognizer};
 
 /// Finds 18-character resident ID numbers and keeps those whose province code, birth date
 /// (a real date, year 1900 or later, not after today) and ISO 7064 MOD 11-2 check
@@ -35,7 +35,7 @@ impl CnResidentIdRecognizer {
     /// A recognizer that rejects birth dates after today (UTC, from the system clock).
     pub fn new() -> Self {
         CnResidentIdRecognizer {
-            pattern: Regex::new(r"[1-8]\d{16}[\dXx]").expect("built-in pattern compiles"),
+            pattern: Regex::new(r"(?-u)[1-8]\d{16}[\dXx]").expect("built-in pattern compiles"),
             latest_birth: today_utc(),
         }
     }
@@ -124,12 +124,16 @@ impl Recognizer for CnResidentIdRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        for m in self.pattern.find_iter(bytes) {
-            if !stands_alone(bytes, m.start(), m.end()) {
-                continue;
-            }
-            if let Some(score) = self.validate(m.as_bytes()) {
-                out.push(Finding::new(PiiKind::CnResidentId, m.range(), score));
+        // Matches lie in runs of digits and `X`/`x` with 17 or more digits.
+        for run in digit_runs(bytes, |b| b == b'X' || b == b'x', 17) {
+            for m in self.pattern.find_iter(&bytes[run.clone()]) {
+                let (start, end) = (run.start + m.start(), run.start + m.end());
+                if !stands_alone(bytes, start, end) {
+                    continue;
+                }
+                if let Some(score) = self.validate(m.as_bytes()) {
+                    out.push(Finding::new(PiiKind::CnResidentId, start..end, score));
+                }
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Errors from anonymizing text and from the pseudonym vault.
+//! Errors from anonymizing text, the pseudonym vault, term lists and moderation judges.
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,22 @@ pub enum Error {
     /// Encrypting a value failed (the AEAD refused the input).
     #[error("encrypting a value for the vault failed")]
     Encrypt,
+    /// A term list has a bad line.
+    #[error("{source_name}:{line}: {problem}")]
+    TermList {
+        /// The file or list the line came from.
+        source_name: String,
+        /// The line number, from 1 (0 when no single line is at fault).
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A moderation judge failed or gave a reply that cannot be read.
+    #[error("moderation judge: {problem}")]
+    Judge {
+        /// What went wrong (never the judged text).
+        problem: String,
+    },
 }
 
 /// Result with this crate's [`Error`].

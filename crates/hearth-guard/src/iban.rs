@@ -103,7 +103,8 @@ const COUNTRY_LENGTHS: &[(&[u8; 2], usize)] = &[
 impl IbanRecognizer {
     /// The recognizer with its pattern compiled.
     pub fn new() -> Self {
-        let pattern = r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?";
+        // Upper case as printed, or all lower case as typed; never mixed.
+        let pattern = r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?|[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?";
         IbanRecognizer {
             pattern: Regex::new(pattern).expect("built-in pattern compiles"),
         }
@@ -137,7 +138,7 @@ impl Recognizer for IbanRecognizer {
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
         for m in self.pattern.find_iter(bytes) {
-            let candidate = m.as_bytes();
+            let candidate = m.as_bytes().to_ascii_uppercase();
             let Some(&(_, len)) = COUNTRY_LENGTHS.iter().find(|(c, _)| &candidate[..2] == *c)
             else {
                 continue;
@@ -190,6 +191,10 @@ mod tests {
             ["GB82 WEST 1234 5698 7654 32"]
         );
         assert_eq!(found("NL91ABNA0417164300"), ["NL91ABNA0417164300"]);
+        assert_eq!(
+            found("iban gb82west12345698765432"),
+            ["gb82west12345698765432"]
+        );
     }
 
     #[test]
@@ -207,5 +212,7 @@ mod tests {
             found("ADE89370400440532013000").is_empty(),
             "glued to a letter"
         );
+        assert!(found("gb82WEST12345698765432").is_empty(), "mixed case");
+        assert!(found("de89370400440532013001").is_empty(), "mod-97 fails");
     }
 }

@@ -2,13 +2,19 @@
 //! national numbers with a trunk `0` (China landlines, UK, Germany, France, Netherlands...),
 //! each checked for digit count and boundaries.
 //!
+//! National numbers in other groupings (`0490 75 40 81`, `03.93.92.16.85`, `(37) 788-063`,
+//! 7 to 12 digits, one kind of separator, not shaped like a date) have no format that
+//! tells them from other grouped numbers, so they count only with a phone word on the
+//! same line shortly before them (`Phone:`, `call me on`) or right after them
+//! (`416 60 039 office`, `... fax`).
+//!
 //! Numbers written as bare digit runs (`3306824628`, `13812345678`) are weak evidence on
 //! their own: they score below the scanner's default threshold unless a phone word
 //! (`call`, `tel`, `电话`, ...) stands shortly before them, and are dropped when an order
 //! word (`order`, `invoice`, `订单`, ...) does.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet};
 
 use crate::finding::{Finding, PiiKind};
 use crate::recognizer::{digit_runs, stands_alone, Recognizer};
@@ -22,10 +28,41 @@ const PHONE_WORDS: &[&str] = &[
     "number", "whatsapp", "电话", "手机", "联系", "致电", "号码", "热线", "拨打",
 ];
 
+/// Words that, right after a grouped number, mark it as a phone number.
+const PHONE_WORDS_AFTER: &[&str] = &[
+    "phone", "tel", "mobile", "cell", "fax", "office", "desk", "home", "work",
+];
+
+/// How many bytes after a grouped number are searched for [`PHONE_WORDS_AFTER`].
+const CONTEXT_AFTER: usize = 12;
+
 /// Words that make a bare digit run an identifier rather than a phone number.
 const ID_WORDS: &[&str] = &[
-    "order", "invoice", "tracking", "ref", "account", "acct", "serial", "id:", "id ", "sku",
-    "ticket", "case", "#", "no.", "订单", "单号", "编号", "流水", "账号", "快递",
+    "order",
+    "invoice",
+    "tracking",
+    "ref",
+    "account",
+    "acct",
+    "serial",
+    "id:",
+    "id ",
+    "sku",
+    "ticket",
+    "case",
+    "#",
+    "no.",
+    "ssn",
+    "social security",
+    "license",
+    "licence",
+    "passport",
+    "订单",
+    "单号",
+    "编号",
+    "流水",
+    "账号",
+    "快递",
 ];
 
 /// The formats, each with how to score what it matches.
@@ -36,13 +73,17 @@ enum Format {
     ChinaMobile,
     Trunk,
     BareNorthAmerican,
+    Grouped,
 }
 
 /// Finds phone numbers in the formats listed in the module documentation.
 #[derive(Debug, Clone)]
 pub struct PhoneRecognizer {
     formats: Vec<(Format, Regex)>,
+    /// All format patterns at once: which of them match a region at all.
+    any_format: RegexSet,
     phone_words: AhoCorasick,
+    phone_words_after: AhoCorasick,
     id_words: AhoCorasick,
 }
 
@@ -73,7 +114,15 @@ impl PhoneRecognizer {
                     .to_string(),
             ),
             (Format::BareNorthAmerican, format!(r"[2-9]\d{{9}}{EXTENSION}")),
+            (
+                Format::Grouped,
+                r"(?:\(\d{1,4}\) ?)?\d{2,5}(?:[ .-]\d{2,7}){1,4}".to_string(),
+            ),
         ];
+        // ASCII digits only (`(?-u)`), as the digit runs that `find` hands over.
+        let patterns = patterns.map(|(f, p)| (f, format!("(?-u){p}")));
+        let any_format =
+            RegexSet::new(patterns.iter().map(|(_, p)| p)).expect("built-in patterns compile");
         let formats = patterns
             .into_iter()
             .map(|(f, p)| (f, Regex::new(&p).expect("built-in pattern compiles")))
@@ -87,7 +136,9 @@ impl PhoneRecognizer {
         };
         PhoneRecognizer {
             formats,
+            any_format,
             phone_words: words(PHONE_WORDS),
+            phone_words_after: words(PHONE_WORDS_AFTER),
             id_words: words(ID_WORDS),
         }
     }
@@ -103,6 +154,65 @@ impl PhoneRecognizer {
             _ => Some(base),
         }
     }
+}
+
+impl PhoneRecognizer {
+    /// The context score for a grouped number at `start..end`: a phone word before it on
+    /// the same line (and no identifier word nearer), or one right after it.
+    fn line_context_score(&self, bytes: &[u8], start: usize, end: usize) -> Option<f32> {
+        let window = start.saturating_sub(CONTEXT_WINDOW);
+        let mut from =
+            memchr::memrchr(b'\n', &bytes[window..start]).map_or(window, |i| window + i + 1);
+        // A number that starts its line may take its label from the line above
+        // (`Phone:` / newline / number).
+        if from > window && bytes[from..start].iter().all(u8::is_ascii_whitespace) {
+            let above = from - 1;
+            from = memchr::memrchr(b'\n', &bytes[window..above]).map_or(window, |i| window + i + 1);
+        }
+        let to = bytes.len().min(end + CONTEXT_AFTER);
+        let to = memchr::memchr(b'\n', &bytes[end..to]).map_or(to, |i| end + i);
+        let before = &bytes[from..start];
+        // Stricter than for bare runs: any identifier word on the line rules it out
+        // (`social security number is ...`).
+        if self.id_words.is_match(before) {
+            return None;
+        }
+        if self.phone_words.is_match(before) {
+            return Some(0.8);
+        }
+        self.phone_words_after
+            .is_match(&bytes[end..to])
+            .then_some(0.75)
+    }
+}
+
+/// True when a grouped number has the shape of a US social security number (`123-45-6789`).
+fn looks_like_ssn(candidate: &[u8]) -> bool {
+    candidate.len() == 11
+        && candidate.iter().enumerate().all(|(i, b)| match i {
+            3 | 6 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// True when a grouped number reads as a date: `2024-05-06`, `06.05.2024`, `5/6/24`.
+fn looks_like_date(candidate: &[u8]) -> bool {
+    let groups: Vec<&[u8]> = candidate
+        .split(|b| !b.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if groups.len() != 3 {
+        return false;
+    }
+    let value = |g: &[u8]| g.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let (y, m, d) = match lens.as_slice() {
+        [4, 1 | 2, 1 | 2] => (groups[0], groups[1], groups[2]),
+        [1 | 2, 1 | 2, 4] => (groups[2], groups[1], groups[0]),
+        _ => return false,
+    };
+    let (y, m, d) = (value(y), value(m), value(d));
+    (1900..=2100).contains(&y) && (1..=31).contains(&m) && (1..=31).contains(&d)
 }
 
 /// The digits in a candidate, not counting a `(0)` trunk marker nor the extension.
@@ -146,17 +256,74 @@ impl Recognizer for PhoneRecognizer {
         // Every format is digits, spaces and `+().-/`, plus an extension of at most
         // eleven bytes (` ext. 12345`) after the run.
         let in_run = |b: u8| matches!(b, b' ' | b'+' | b'(' | b')' | b'.' | b'-' | b'/');
-        for run in digit_runs(bytes, in_run, 8) {
+        for run in digit_runs(bytes, in_run, 7) {
             let region_end = bytes.len().min(run.end + 11);
-            self.find_in(bytes, run.start, region_end, out);
+            let formats = self.possible_formats(bytes, run.clone());
+            self.find_in(bytes, run.start, region_end, formats, out);
         }
     }
 }
 
+/// Facts about a digit run that rule formats out before any pattern runs over it.
+#[derive(Debug, Clone, Copy)]
+struct RunShape {
+    digits: usize,
+    plus_or_00: bool,
+    zero: bool,
+    separated: bool,
+}
+
 impl PhoneRecognizer {
-    /// Runs every format over `bytes[from..to]`, checking boundaries against all of `bytes`.
-    fn find_in(&self, bytes: &[u8], from: usize, to: usize, out: &mut Vec<Finding>) {
-        for (format, regex) in &self.formats {
+    /// Which formats can match in the digit run `run` (a cheap superset, so that most
+    /// runs — dates, order numbers, amounts — skip most patterns).
+    fn possible_formats(&self, bytes: &[u8], run: std::ops::Range<usize>) -> [bool; 6] {
+        let r = &bytes[run.clone()];
+        let shape = RunShape {
+            digits: r.iter().filter(|b| b.is_ascii_digit()).count(),
+            plus_or_00: memchr::memchr(b'+', r).is_some()
+                || memchr::memmem::find(r, b"00").is_some(),
+            zero: memchr::memchr(b'0', r).is_some(),
+            separated: r.iter().any(|b| !b.is_ascii_digit()),
+        };
+        let grouped_context = || {
+            // Any phone word a candidate in this run could see (see line_context_score):
+            // before the run within the window, or just after the run's region.
+            let before = &bytes[run.start.saturating_sub(CONTEXT_WINDOW)..run.start];
+            let after_end = bytes.len().min(run.end + 11 + CONTEXT_AFTER);
+            self.phone_words.is_match(before)
+                || self.phone_words_after.is_match(&bytes[run.end..after_end])
+        };
+        let mut possible = [false; 6];
+        for (i, (format, _)) in self.formats.iter().enumerate() {
+            possible[i] = match format {
+                Format::International => shape.plus_or_00 && shape.digits >= 8,
+                Format::NorthAmerican | Format::BareNorthAmerican => shape.digits >= 10,
+                Format::ChinaMobile => shape.digits >= 11,
+                Format::Trunk => shape.zero && shape.digits >= 9,
+                Format::Grouped => shape.separated && grouped_context(),
+            };
+        }
+        possible
+    }
+
+    /// Runs the possible formats over `bytes[from..to]`, checking boundaries against all
+    /// of `bytes`.
+    fn find_in(
+        &self,
+        bytes: &[u8],
+        from: usize,
+        to: usize,
+        possible: [bool; 6],
+        out: &mut Vec<Finding>,
+    ) {
+        if !possible.iter().any(|&p| p) {
+            return;
+        }
+        let matching = self.any_format.matches(&bytes[from..to]);
+        for (i, (format, regex)) in self.formats.iter().enumerate() {
+            if !possible[i] || !matching.matched(i) {
+                continue;
+            }
             for m in regex.find_iter(&bytes[from..to]) {
                 let (start, end) = (from + m.start(), from + m.end());
                 if !stands_alone(bytes, start, end) {
@@ -185,8 +352,22 @@ impl PhoneRecognizer {
                     Format::Trunk => {
                         // `00` starts an international number, not a trunk.
                         let second = candidate.iter().filter(|b| b.is_ascii_digit()).nth(1);
-                        let ok = (9..=12).contains(&digits) && second != Some(&b'0');
+                        let ok = (9..=12).contains(&digits)
+                            && second != Some(&b'0')
+                            && !looks_like_ssn(candidate);
                         ok.then_some(0.8)
+                    }
+                    Format::Grouped => {
+                        let ok = !bare
+                            && (7..=12).contains(&digits)
+                            && separators_consistent(candidate)
+                            && !looks_like_date(candidate)
+                            && !looks_like_ssn(candidate);
+                        if ok {
+                            self.line_context_score(bytes, start, end)
+                        } else {
+                            None
+                        }
                     }
                     Format::BareNorthAmerican => {
                         if nanp_valid(candidate) {
@@ -291,6 +472,35 @@ mod tests {
         assert_eq!(best("3306824628"), None);
         assert_eq!(best("Order 13812345678 shipped"), None);
         assert_eq!(best("订单号13812345678"), None);
+    }
+
+    #[test]
+    fn grouped_national_numbers_need_a_phone_word_on_the_line() {
+        assert_eq!(
+            best("Phone: 0490 75 40 81").as_deref(),
+            Some("0490 75 40 81")
+        );
+        assert_eq!(
+            best("Mobile: 03.93.92.16.85").as_deref(),
+            Some("03.93.92.16.85")
+        );
+        assert_eq!(best("Phone: (37) 788-063").as_deref(), Some("(37) 788-063"));
+        assert_eq!(best("call me on 467 3395?").as_deref(), Some("467 3395"));
+        assert_eq!(best("416 60 039 office").as_deref(), Some("416 60 039"));
+        assert_eq!(
+            best("Phone:\n  21 284 698 2548").as_deref(),
+            Some("21 284 698 2548")
+        );
+        assert_eq!(best("the 490 75 40 81 items"), None);
+        assert_eq!(best("Phone: 555\nlot 490 75 40 81"), None);
+        assert_eq!(best("Phone: see order 490 75 40 81"), None);
+        assert_eq!(best("Phone: 2024-05-06"), None);
+        assert_eq!(best("tel 06.05.2024"), None);
+        assert_eq!(best("phone 12-34.56 78"), None);
+        assert_eq!(best("social security number is 853-37-1694"), None);
+        assert_eq!(best("phone 853-37-1694"), None);
+        assert_eq!(best("SSN: 054-28-6917"), None);
+        assert_eq!(best("driver's license number is 2270-66-1551"), None);
     }
 
     #[test]

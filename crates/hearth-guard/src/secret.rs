@@ -6,7 +6,7 @@
 //! strings with neither are left alone: on their own they are as often hashes, ids and
 //! base64 data as secrets.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use crate::finding::{Finding, PiiKind};
 use crate::recognizer::{entropy_bits_per_byte, is_word_byte, Recognizer};
@@ -108,6 +108,9 @@ impl SecretRecognizer {
         let words = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA: the names start with common letters, so the prefilter rarely
+            // skips far and the automaton's speed decides.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(
                 PREFIXES
                     .iter()

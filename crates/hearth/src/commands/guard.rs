@@ -19,6 +19,11 @@ pub enum GuardCommand {
     Scan(ScanArgs),
     /// Write FILE to stdout with personal data and secrets replaced, line for line.
     Redact(RedactArgs),
+    /// Precision and recall of the moderation term lists on OpenAI's labelled samples.
+    EvalModeration(super::guard_eval::EvalModerationArgs),
+    /// Span-level precision and recall of the PII recognizers on presidio-evaluator's
+    /// synthetic set.
+    EvalPii(super::guard_eval::EvalPiiArgs),
 }
 
 /// Flags of `hearth guard scan`.
@@ -60,6 +65,8 @@ pub fn run(args: &GuardArgs) -> anyhow::Result<()> {
     match &args.command {
         GuardCommand::Scan(a) => scan(a),
         GuardCommand::Redact(a) => redact(a),
+        GuardCommand::EvalModeration(a) => super::guard_eval::eval_moderation(a),
+        GuardCommand::EvalPii(a) => super::guard_eval::eval_pii(a),
     }
 }
 

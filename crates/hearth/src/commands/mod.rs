@@ -5,6 +5,7 @@ pub mod bench_serve;
 pub mod chat;
 pub mod generate;
 pub mod guard;
+pub mod guard_eval;
 pub mod keys;
 pub mod perplexity;
 pub mod pull;

@@ -1,0 +1,146 @@
+//! `hearth guard eval-moderation` and `eval-pii` on small hand-made sets in the real
+//! formats, checking the counts and ratios they print.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn row<'a>(stdout: &'a str, label: &str) -> Vec<&'a str> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no row {label:?} in\n{stdout}"));
+    line[label.len()..].split_whitespace().collect()
+}
+
+#[test]
+fn eval_moderation_counts_flagged_vs_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("samples.jsonl");
+    // Two flagged by their labels (one caught by the lists, one not), two clean (one
+    // wrongly caught), so P = 1/2 and R = 1/2.
+    std::fs::write(
+        &data,
+        [
+            r#"{"prompt": "I want to die, there is no reason to live", "SH": 1, "V": 0}"#,
+            r#"{"prompt": "a subtle insult the lists cannot know", "HR": 1}"#,
+            r#"{"prompt": "the weather is nice today", "S": 0, "H": 0}"#,
+            r#"{"prompt": "a film with porn and nude scenes, reviewed", "S": 0}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = hearth(&["guard", "eval-moderation", "--data", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("4 texts, 2 labelled flagged"), "{stdout}");
+    assert_eq!(
+        row(&stdout, "flagged (any)")[..5],
+        ["0.500", "0.500", "0.500", "1", "1"]
+    );
+    assert_eq!(row(&stdout, "self-harm (SH)")[..2], ["1.000", "1.000"]);
+
+    let dev = hearth(&[
+        "guard",
+        "eval-moderation",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "dev",
+    ]);
+    let stdout = String::from_utf8(dev.stdout).unwrap();
+    assert!(
+        stdout.contains("(Dev): 2 texts, 1 labelled flagged"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn eval_moderation_names_bad_lines_and_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bad.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"ok\"}\n{oops\n").unwrap();
+    let out = hearth(&["guard", "eval-moderation", "--data", data.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+
+    let terms = dir.path().join("my.terms");
+    std::fs::write(&terms, "[violence]\n0.5 ok\n[nope]\n").unwrap();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, "{\"prompt\": \"ok\"}\n").unwrap();
+    let out = hearth(&[
+        "guard",
+        "eval-moderation",
+        "--data",
+        good.to_str().unwrap(),
+        "--terms",
+        terms.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("my.terms:3") && err.contains("unknown category `nope`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_pii_scores_spans_per_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth.json");
+    // Character offsets, as the presidio-evaluator set has them (the é shifts bytes).
+    let text = "Café: mail jo@example.com, call 212-555-0147 or 4111 1111 1111 1112.";
+    let span = |ty: &str, value: &str| {
+        let byte = text.find(value).unwrap();
+        let start = text[..byte].chars().count();
+        serde_json::json!({
+            "entity_type": ty, "entity_value": value,
+            "start_position": start, "end_position": start + value.chars().count()
+        })
+    };
+    let records = serde_json::json!([{
+        "full_text": text,
+        "spans": [
+            span("EMAIL_ADDRESS", "jo@example.com"),
+            span("PHONE_NUMBER", "212-555-0147"),
+            span("CREDIT_CARD", "4111 1111 1111 1112"),
+            span("PERSON", "Café"),
+        ]
+    }]);
+    std::fs::write(&data, records.to_string()).unwrap();
+    let out = hearth(&["guard", "eval-pii", "--data", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        row(&stdout, "EMAIL_ADDRESS")[..4],
+        ["1", "|", "1.000", "1.000"]
+    );
+    assert_eq!(
+        row(&stdout, "PHONE_NUMBER")[..4],
+        ["1", "|", "1.000", "1.000"]
+    );
+    // The labelled card fails Luhn: a miss, no false hit.
+    assert_eq!(
+        row(&stdout, "CREDIT_CARD")[..4],
+        ["1", "|", "0.000", "0.000"]
+    );
+    assert_eq!(
+        row(&stdout, "claimed types")[..4],
+        ["3", "|", "1.000", "0.667"]
+    );
+}
