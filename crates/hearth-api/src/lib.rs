@@ -13,6 +13,7 @@ mod common;
 mod completion;
 mod error;
 mod misc;
+mod moderation;
 
 pub use chat::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatCompletion, ChatCompletionRequest, ChatDelta,
@@ -28,3 +29,4 @@ pub use misc::{
     DetokenizeRequest, DetokenizeResponse, GenerateRequest, GenerateResponse, ModelCard, ModelList,
     TokenPiece, TokenizeRequest, TokenizeResponse,
 };
+pub use moderation::{ModerationInput, ModerationRequest, ModerationResponse, ModerationResult};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderMap;
 
+use crate::guard::GuardPolicy;
 use crate::store::{ct_eq, digest, secs_to_utc_midnight, utc_day, KeyInfo, KeyLimits, Store};
 use crate::ApiError;
 
@@ -16,6 +17,8 @@ pub struct Caller {
     pub id: String,
     /// Its limits.
     pub limits: KeyLimits,
+    /// Its guard policies.
+    pub policy: GuardPolicy,
 }
 
 /// Key checks and per-key limits.
@@ -24,12 +27,24 @@ pub struct Auth {
     static_keys: Vec<([u8; 32], KeyInfo)>,
     store: Option<Arc<Store>>,
     anonymous_limits: KeyLimits,
+    default_policy: GuardPolicy,
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl Auth {
     /// Keys from flags or a file (`secrets`, all with `limits`), plus those in `store`.
     pub fn new(secrets: &[String], limits: KeyLimits, store: Option<Arc<Store>>) -> Self {
+        Self::with_policy(secrets, limits, GuardPolicy::default(), store)
+    }
+
+    /// Like [`new`](Self::new), with the guard policy of flag keys, anonymous callers,
+    /// and stored keys that have none of their own.
+    pub fn with_policy(
+        secrets: &[String],
+        limits: KeyLimits,
+        policy: GuardPolicy,
+        store: Option<Arc<Store>>,
+    ) -> Self {
         let static_keys = secrets
             .iter()
             .enumerate()
@@ -41,6 +56,8 @@ impl Auth {
                         name: format!("cli-{}", i + 1),
                         prefix: s.chars().take(6).collect(),
                         limits,
+                        input_policy: None,
+                        output_policy: None,
                         revoked: false,
                     },
                 )
@@ -50,6 +67,7 @@ impl Auth {
             static_keys,
             store,
             anonymous_limits: limits,
+            default_policy: policy,
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -70,6 +88,7 @@ impl Auth {
             return Ok(Caller {
                 id: "anonymous".into(),
                 limits: self.anonymous_limits,
+                policy: self.default_policy,
             });
         }
         let presented = headers
@@ -106,6 +125,10 @@ impl Auth {
         }
         match found {
             Some(k) => Ok(Caller {
+                policy: GuardPolicy {
+                    input: k.input_policy.unwrap_or(self.default_policy.input),
+                    output: k.output_policy.unwrap_or(self.default_policy.output),
+                },
                 id: k.id,
                 limits: k.limits,
             }),

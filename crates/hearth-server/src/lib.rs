@@ -12,6 +12,7 @@
 
 mod auth;
 mod error;
+pub mod guard;
 mod params;
 mod routes;
 mod run;
@@ -31,6 +32,7 @@ use axum::Router;
 
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
+pub use guard::{GuardPolicy, InputPolicy, OutputPolicy};
 pub use state::{AppState, CorsOrigins, ServedModel, ServerOptions};
 pub use store::{KeyInfo, KeyLimits, Store, StoreError};
 
@@ -46,13 +48,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(chat::create))
         .route("/completions", post(completions::create))
-        .route("/models", get(simple::models));
+        .route("/models", get(simple::models))
+        .route("/moderations", post(moderations::create));
     Router::new()
         .nest("/v1", api)
         .route("/chat/completions", post(chat::create))
         .route("/completions", post(llama::completion))
         .route("/completion", post(llama::completion))
         .route("/models", get(simple::models))
+        .route("/moderations", post(moderations::create))
         .route("/tokenize", post(simple::tokenize))
         .route("/detokenize", post(simple::detokenize))
         .route("/generate", post(simple::generate))

@@ -1,6 +1,6 @@
 //! Running a request on the engine: submit its choices, read their events, count usage.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use hearth_engine::{
 };
 
 use crate::auth::Caller;
+use crate::guard::OutputPolicy;
 use crate::state::{AppState, ServedModel};
 use crate::ApiError;
 
@@ -136,30 +137,42 @@ pub enum ChoiceEvent {
     Failed(String),
 }
 
-/// The events of all choices, merged as they come: `(choice index, event)`.
-pub fn merge(streams: Vec<EventStream>) -> SelectAll<BoxStream<'static, (usize, ChoiceEvent)>> {
+/// The events of all choices, merged as they come: `(choice index, event)`. Setting a
+/// choice's flag in `stop` ends its stream at its next event, which cancels it in the
+/// engine.
+pub fn merge(
+    streams: Vec<EventStream>,
+    stop: &[Arc<AtomicBool>],
+) -> SelectAll<BoxStream<'static, (usize, ChoiceEvent)>> {
     stream::select_all(streams.into_iter().enumerate().map(|(i, s)| {
-        stream::unfold(Some(s), |s| async move {
-            let mut s = s?;
-            let ev = match s.recv().await {
-                Some(GenerationEvent::Token { id, text, logprobs }) => {
-                    ChoiceEvent::Token { id, text, logprobs }
+        let flag = stop.get(i).cloned().unwrap_or_default();
+        stream::unfold(Some(s), move |s| {
+            let flag = Arc::clone(&flag);
+            async move {
+                let mut s = s?;
+                if flag.load(Ordering::Relaxed) {
+                    return None;
                 }
-                Some(GenerationEvent::Finished {
-                    reason,
-                    cached_tokens,
-                    ..
-                }) => {
-                    return Some((ChoiceEvent::Finished(reason, cached_tokens), None));
-                }
-                Some(GenerationEvent::Error { message }) => ChoiceEvent::Failed(message),
-                None => ChoiceEvent::Failed("the engine stopped".into()),
-            };
-            let next = match ev {
-                ChoiceEvent::Failed(_) => None,
-                _ => Some(s),
-            };
-            Some((ev, next))
+                let ev = match s.recv().await {
+                    Some(GenerationEvent::Token { id, text, logprobs }) => {
+                        ChoiceEvent::Token { id, text, logprobs }
+                    }
+                    Some(GenerationEvent::Finished {
+                        reason,
+                        cached_tokens,
+                        ..
+                    }) => {
+                        return Some((ChoiceEvent::Finished(reason, cached_tokens), None));
+                    }
+                    Some(GenerationEvent::Error { message }) => ChoiceEvent::Failed(message),
+                    None => ChoiceEvent::Failed("the engine stopped".into()),
+                };
+                let next = match ev {
+                    ChoiceEvent::Failed(_) => None,
+                    _ => Some(s),
+                };
+                Some((ev, next))
+            }
         })
         .map(move |e| (i, e))
         .boxed()
@@ -177,6 +190,41 @@ pub struct Collected {
     pub logprobs: Vec<TokenLogprobs>,
     /// Why it ended.
     pub finish_reason: Option<FinishReason>,
+    /// Stopped by the output policy (`finish_reason: content_filter`).
+    pub content_filtered: bool,
+}
+
+impl Collected {
+    /// OpenAI's `finish_reason`.
+    pub fn finish_reason_str(&self) -> Option<String> {
+        if self.content_filtered {
+            return Some("content_filter".into());
+        }
+        self.finish_reason.map(|r| r.as_str().to_string())
+    }
+}
+
+/// Applies the caller's output policy to whole choices (non-streamed answers).
+pub fn filter_collected(
+    state: &AppState,
+    policy: OutputPolicy,
+    id: &str,
+    choices: &mut [Collected],
+) {
+    for c in choices {
+        let Some(mut f) = state.guard.output_filter(policy) else {
+            return;
+        };
+        let mut out = f.push(&c.text);
+        out.append(f.finish());
+        state
+            .guard
+            .note_output(id, &out.flagged, out.blocked.is_some());
+        if policy == OutputPolicy::Block {
+            c.text = out.text;
+            c.content_filtered = out.blocked.is_some();
+        }
+    }
 }
 
 /// Reads every choice to its end.
@@ -186,7 +234,7 @@ pub async fn collect_all(
     usage: &UsageGuard,
 ) -> Result<Vec<Collected>, ApiError> {
     let mut out = vec![Collected::default(); streams.len()];
-    let mut merged = merge(streams);
+    let mut merged = merge(streams, &[]);
     while let Some((i, ev)) = merged.next().await {
         let c = &mut out[i];
         match ev {

@@ -9,6 +9,7 @@ use hearth_tokenizer::chat::ChatTemplate;
 use hearth_tokenizer::Tokenizer;
 
 use crate::auth::Auth;
+use crate::guard::Guard;
 use crate::ApiError;
 
 /// A model ready to serve.
@@ -99,6 +100,8 @@ pub struct ServerOptions {
     pub log_prompts: bool,
     /// CORS policy.
     pub cors: CorsOrigins,
+    /// Ask the served model for a second opinion in `/v1/moderations`.
+    pub moderation_judge: bool,
 }
 
 impl Default for ServerOptions {
@@ -106,6 +109,7 @@ impl Default for ServerOptions {
         ServerOptions {
             log_prompts: false,
             cors: CorsOrigins::Localhost,
+            moderation_judge: false,
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Settings.
     pub options: ServerOptions,
+    /// PII scanner and moderation.
+    pub guard: Guard,
     draining: AtomicBool,
     next_id: AtomicU64,
     /// HTTP responses by status code.
@@ -133,6 +139,7 @@ impl AppState {
             model: OnceLock::new(),
             auth,
             options,
+            guard: Guard::default(),
             draining: AtomicBool::new(false),
             next_id: AtomicU64::new(u64::from_le_bytes(seed) >> 16),
             responses: Mutex::new(BTreeMap::new()),

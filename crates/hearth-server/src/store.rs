@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use crate::guard::{InputPolicy, OutputPolicy};
+
 /// Errors of the key and usage store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,6 +52,10 @@ pub struct KeyInfo {
     pub prefix: String,
     /// Its limits.
     pub limits: KeyLimits,
+    /// Its input policy (`None`: the server's default).
+    pub input_policy: Option<InputPolicy>,
+    /// Its output policy (`None`: the server's default).
+    pub output_policy: Option<OutputPolicy>,
     /// Whether it was revoked.
     pub revoked: bool,
 }
@@ -170,7 +176,17 @@ impl Store {
                      completion_tokens INTEGER NOT NULL DEFAULT 0,
                      PRIMARY KEY (key_id, day)
                  );",
-            )
+            )?;
+            // Columns added after the first release: add them to older databases.
+            for col in ["input_policy", "output_policy"] {
+                let has: bool = c
+                    .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = ?1")?
+                    .exists([col])?;
+                if !has {
+                    c.execute_batch(&format!("ALTER TABLE keys ADD COLUMN {col} TEXT"))?;
+                }
+            }
+            Ok(())
         })?;
         Ok(s)
     }
@@ -185,6 +201,17 @@ impl Store {
 
     /// Adds a key named `name`; returns it and its secret (shown once).
     pub fn add_key(&self, name: &str, limits: KeyLimits) -> Result<(KeyInfo, String), StoreError> {
+        self.add_key_with(name, limits, None, None)
+    }
+
+    /// Adds a key with its own guard policies.
+    pub fn add_key_with(
+        &self,
+        name: &str,
+        limits: KeyLimits,
+        input_policy: Option<InputPolicy>,
+        output_policy: Option<OutputPolicy>,
+    ) -> Result<(KeyInfo, String), StoreError> {
         if name.trim().is_empty() {
             return Err(StoreError::BadName("a key needs a non-empty name".into()));
         }
@@ -206,15 +233,18 @@ impl Store {
         }
         let id = self.with(|c| {
             c.execute(
-                "INSERT INTO keys (name, digest, prefix, rpm, tokens_per_day, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO keys (name, digest, prefix, rpm, tokens_per_day, created,
+                                   input_policy, output_policy)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     name,
                     digest(&secret).to_vec(),
                     prefix,
                     limits.requests_per_minute,
                     limits.tokens_per_day.map(|t| t as i64),
-                    now as i64
+                    now as i64,
+                    input_policy.map(InputPolicy::as_str),
+                    output_policy.map(OutputPolicy::as_str),
                 ],
             )?;
             Ok(c.last_insert_rowid())
@@ -225,6 +255,8 @@ impl Store {
                 name: name.into(),
                 prefix,
                 limits,
+                input_policy,
+                output_policy,
                 revoked: false,
             },
             secret,
@@ -239,7 +271,8 @@ impl Store {
     fn key_rows(&self) -> Result<Vec<(KeyInfo, Vec<u8>)>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT id, name, prefix, rpm, tokens_per_day, revoked, digest FROM keys ORDER BY id",
+                "SELECT id, name, prefix, rpm, tokens_per_day, revoked, digest, input_policy,
+                        output_policy FROM keys ORDER BY id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok((
@@ -251,6 +284,12 @@ impl Store {
                             requests_per_minute: r.get(3)?,
                             tokens_per_day: r.get::<_, Option<i64>>(4)?.map(|t| t.max(0) as u64),
                         },
+                        input_policy: r
+                            .get::<_, Option<String>>(7)?
+                            .and_then(|p| InputPolicy::parse(&p)),
+                        output_policy: r
+                            .get::<_, Option<String>>(8)?
+                            .and_then(|p| OutputPolicy::parse(&p)),
                         revoked: r.get::<_, i64>(5)? != 0,
                     },
                     r.get::<_, Vec<u8>>(6)?,

@@ -673,3 +673,125 @@ fn llm_comply_openai_chat_passes_except_tools_and_images_which_get_a_clean_400()
         assert_eq!(error_of(&text)["code"], "unsupported_parameter");
     }
 }
+
+fn completion(addr: &str, key: &str, prompt: &str, extra: &str) -> serde_json::Value {
+    let body = format!(
+        r#"{{"model":"m","prompt":{},"max_tokens":16,"temperature":0{extra}}}"#,
+        serde_json::to_string(prompt).unwrap()
+    );
+    let (code, _, text) = http(
+        addr,
+        "POST",
+        "/v1/completions",
+        &[("Authorization", &format!("Bearer {key}"))],
+        &body,
+    );
+    assert_eq!(code, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn per_key_guard_policies_redact_inputs_and_block_outputs() {
+    let Some(model) = real_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("usage.sqlite");
+    let key = |name: &str, flags: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["keys", "add", name, "--usage-db"])
+            .arg(&db)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let open = key("open", &[]);
+    let redact = key("redact", &["--input-policy", "redact"]);
+    let strict = key(
+        "strict",
+        &["--input-policy", "block", "--output-policy", "block"],
+    );
+    let s = start(&model, &db, &[]);
+    // The model repeats an e-mail address it was shown...
+    let leak = "My email is john.doe@example.com. Again, my email is";
+    let v = completion(&s.addr, &open, leak, "");
+    assert!(
+        v["choices"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("john.doe@example.com"),
+        "{v}"
+    );
+    // ...a redacting key's prompt reaches the model with a placeholder (echo shows it)...
+    let v = completion(&s.addr, &redact, leak, r#","echo":true"#);
+    let text = v["choices"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("My email is <EMAIL_1>.") && !text.contains("john.doe"),
+        "{text}"
+    );
+    // ...a blocking key's prompt with personal data is refused, naming the kind only.
+    let body = format!(
+        r#"{{"model":"m","prompt":{},"max_tokens":4}}"#,
+        serde_json::to_string(leak).unwrap()
+    );
+    let (code, _, text) = http(
+        &s.addr,
+        "POST",
+        "/v1/completions",
+        &[("Authorization", &format!("Bearer {strict}"))],
+        &body,
+    );
+    assert_eq!(code, 400, "{text}");
+    let e = error_of(&text);
+    assert_eq!(e["code"], "content_filter");
+    assert!(
+        !text.contains("john.doe"),
+        "the error never echoes the data: {text}"
+    );
+    // Output block: a reply that turns threatening stops with content_filter, streamed or not.
+    let threat = "I will kill you.\nI will kill you.\nI will kill you.\n";
+    let v = completion(&s.addr, &open, threat, "");
+    assert_ne!(v["choices"][0]["finish_reason"], "content_filter", "{v}");
+    let moderation_key = key("mod", &["--output-policy", "block"]);
+    let v = completion(&s.addr, &moderation_key, threat, "");
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter", "{v}");
+    assert!(
+        !v["choices"][0]["text"].as_str().unwrap().contains("kill"),
+        "{v}"
+    );
+    let body = format!(
+        r#"{{"model":"m","prompt":{},"max_tokens":16,"temperature":0,"stream":true}}"#,
+        serde_json::to_string(threat).unwrap()
+    );
+    let (code, _, sse) = http(
+        &s.addr,
+        "POST",
+        "/v1/completions",
+        &[("Authorization", &format!("Bearer {moderation_key}"))],
+        &body,
+    );
+    assert_eq!(code, 200);
+    assert!(sse.contains(r#""finish_reason":"content_filter""#), "{sse}");
+    assert!(
+        !sse.contains("kill"),
+        "no part of the blocked text was streamed: {sse}"
+    );
+    // The counters show it; the usage database holds no text at all.
+    let (_, _, m) = http(&s.addr, "GET", "/metrics", &[], "");
+    assert!(
+        m.contains(r#"hearth:guard_events_total{event="output_blocked"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"hearth:guard_events_total{event="input_redacted"} 1"#),
+        "{m}"
+    );
+    drop(s);
+    let raw = std::fs::read(&db).unwrap();
+    assert!(
+        !raw.windows(8).any(|w| w == b"john.doe"),
+        "raw PII in the usage database"
+    );
+}

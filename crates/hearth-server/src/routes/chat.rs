@@ -137,6 +137,7 @@ async fn handle(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authenticate(headers)?;
+    let policy = caller.policy;
     let req: ChatCompletionRequest = parse_json(body)?;
     let model = state.model()?;
     params::require_model(req.model.as_deref())?;
@@ -158,7 +159,14 @@ async fn handle(
         }
         (false, _) => None,
     };
-    let messages = to_messages(&req)?;
+    let mut messages = to_messages(&req)?;
+    let mut contents: Vec<String> = messages.iter().map(|m| m.content.clone()).collect();
+    state
+        .guard
+        .check_input(policy.input, &mut contents, "messages")?;
+    for (m, c) in messages.iter_mut().zip(contents) {
+        m.content = c;
+    }
     let rendered = model.template.render(&messages, true).map_err(|e| {
         ApiError::invalid(
             format!("the chat template rejected the messages: {e}"),
@@ -193,7 +201,8 @@ async fn handle(
     state.auth.admit(&caller)?;
     let id = state.request_id("chatcmpl");
     if state.options.log_prompts {
-        tracing::info!(request_id = %id, prompt = %rendered, "prompt");
+        let safe = state.guard.redact_for_log(&rendered);
+        tracing::info!(request_id = %id, prompt = %safe, "prompt");
     }
     let prompt_len = prompt.len();
     let streams = run::submit(&model, &[prompt], &gen, n, "messages").await?;
@@ -202,6 +211,8 @@ async fn handle(
     if req.stream.unwrap_or(false) {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         return Ok(sse::respond(
+            Arc::clone(&state),
+            policy.output,
             Flavor::Chat,
             id,
             created,
@@ -213,11 +224,13 @@ async fn handle(
             String::new(),
         ));
     }
-    let done = run::collect_all(streams, n, &usage).await?;
+    let mut done = run::collect_all(streams, n, &usage).await?;
+    run::filter_collected(&state, policy.output, &id, &mut done);
     let choices = done
         .into_iter()
         .enumerate()
         .map(|(index, c)| ChatChoice {
+            finish_reason: c.finish_reason_str(),
             index,
             logprobs: logprobs.map(|_| chat_logprobs(&model.tokenizer, &c.ids, &c.logprobs)),
             message: ChatMessageOut {
@@ -226,7 +239,6 @@ async fn handle(
                 refusal: None,
                 annotations: Vec::new(),
             },
-            finish_reason: c.finish_reason.map(|r| r.as_str().to_string()),
         })
         .collect();
     let body = ChatCompletion {

@@ -90,13 +90,37 @@ fn prompts(model: &ServedModel, spec: &PromptSpec) -> Result<Vec<Vec<u32>>, ApiE
     Ok(out)
 }
 
+/// Applies the input policy to the prompts (token prompts are checked as their text and
+/// replaced by the redacted text only when redaction changed something).
+fn guard_prompts(
+    state: &AppState,
+    model: &ServedModel,
+    policy: crate::InputPolicy,
+    spec: &mut PromptSpec,
+) -> Result<(), ApiError> {
+    let tok = &model.tokenizer;
+    let mut texts: Vec<String> = match &*spec {
+        PromptSpec::Text(t) => vec![t.clone()],
+        PromptSpec::Texts(ts) => ts.clone(),
+        PromptSpec::Tokens(ids) => vec![tok.decode(ids, false)],
+        PromptSpec::TokenBatches(b) => b.iter().map(|ids| tok.decode(ids, false)).collect(),
+    };
+    let before = texts.clone();
+    state.guard.check_input(policy, &mut texts, "prompt")?;
+    if texts != before {
+        *spec = PromptSpec::Texts(texts);
+    }
+    Ok(())
+}
+
 async fn handle(
     state: Arc<AppState>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authenticate(headers)?;
-    let req: CompletionRequest = parse_json(body)?;
+    let policy = caller.policy;
+    let mut req: CompletionRequest = parse_json(body)?;
     let model = state.model()?;
     params::require_model(req.model.as_deref())?;
     params::check_extra(&req.extra)?;
@@ -111,6 +135,9 @@ async fn handle(
             ))
         }
     };
+    if policy.input != crate::InputPolicy::Off {
+        guard_prompts(&state, &model, policy.input, &mut req.prompt)?;
+    }
     let prompts = prompts(&model, &req.prompt)?;
     let max_tokens = params::max_tokens(req.max_tokens, "max_tokens", 16)?;
     let fields = SamplingFields {
@@ -148,6 +175,8 @@ async fn handle(
             String::new()
         };
         return Ok(sse::respond(
+            Arc::clone(&state),
+            policy.output,
             Flavor::Completion,
             id,
             created,
@@ -159,7 +188,8 @@ async fn handle(
             prefix,
         ));
     }
-    let done = run::collect_all(streams, n, &usage).await?;
+    let mut done = run::collect_all(streams, n, &usage).await?;
+    run::filter_collected(&state, policy.output, &id, &mut done);
     let choices = done
         .into_iter()
         .enumerate()
@@ -175,7 +205,7 @@ async fn handle(
                     completion_logprobs(&model.tokenizer, &c.ids, &c.logprobs, prefix.len())
                 }),
                 text: prefix + &c.text,
-                finish_reason: c.finish_reason.map(|r| r.as_str().to_string()),
+                finish_reason: c.finish_reason_str(),
             }
         })
         .collect();

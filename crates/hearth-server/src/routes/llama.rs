@@ -61,6 +61,7 @@ pub async fn completion(
 ) -> Response {
     let r = async {
         let caller = state.auth.authenticate(&headers)?;
+        let policy = caller.policy;
         let req: NativeRequest = parse_json(&body)?;
         let m = state.model()?;
         params::check_extra(&req.extra)?;
@@ -71,11 +72,20 @@ pub async fn completion(
             ));
         }
         let prompt = match &req.prompt {
-            NativePrompt::Text(t) => m
-                .tokenizer
-                .encode(t, true, true)
-                .map_err(|e| ApiError::invalid(e.to_string(), Some("prompt")))?,
-            NativePrompt::Tokens(ids) => ids.clone(),
+            NativePrompt::Tokens(ids) if policy.input == crate::InputPolicy::Off => ids.clone(),
+            p => {
+                let text = match p {
+                    NativePrompt::Text(t) => t.clone(),
+                    NativePrompt::Tokens(ids) => m.tokenizer.decode(ids, false),
+                };
+                let mut texts = vec![text];
+                state
+                    .guard
+                    .check_input(policy.input, &mut texts, "prompt")?;
+                m.tokenizer
+                    .encode(&texts[0], true, true)
+                    .map_err(|e| ApiError::invalid(e.to_string(), Some("prompt")))?
+            }
         };
         let room = m.context_length.saturating_sub(prompt.len());
         let max_tokens = match req.n_predict.or(req.max_tokens) {
@@ -98,10 +108,12 @@ pub async fn completion(
         let id = state.request_id("cmpl");
         let prompt_len = prompt.len();
         let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt_len);
+        let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
         let mut done = run::collect_all(streams, 1, &usage).await?;
+        run::filter_collected(&state, policy.output, &id, &mut done);
         let c = done.pop().unwrap_or_default();
         let stop_type = match c.finish_reason {
+            _ if c.content_filtered => "content_filter",
             Some(hearth_engine::FinishReason::Stop) => "eos",
             _ => "limit",
         };

@@ -137,6 +137,16 @@ pub fn render(state: &AppState) -> String {
             &e.e2e_request_latency,
         );
     }
+    let g = &state.guard;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP hearth:guard_events_total Requests and replies acted on by guard policies.\n# TYPE hearth:guard_events_total counter\nhearth:guard_events_total{{event=\"input_blocked\"}} {}\nhearth:guard_events_total{{event=\"input_redacted\"}} {}\nhearth:guard_events_total{{event=\"output_blocked\"}} {}\nhearth:guard_events_total{{event=\"output_flagged\"}} {}",
+        load(&g.inputs_blocked),
+        load(&g.inputs_redacted),
+        load(&g.outputs_blocked),
+        load(&g.outputs_flagged)
+    );
     let _ = writeln!(
         out,
         "# HELP hearth:http_responses_total HTTP responses by status.\n# TYPE hearth:http_responses_total counter"

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod completions;
 pub mod llama;
 pub mod metrics;
+pub mod moderations;
 pub mod simple;
 pub mod sse;
 

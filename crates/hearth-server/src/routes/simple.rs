@@ -162,11 +162,16 @@ pub async fn generate(
 ) -> Response {
     let r = async {
         let caller = state.auth.authenticate(&headers)?;
+        let policy = caller.policy;
         let req: GenerateRequest = parse_json(&body)?;
         let m = state.model()?;
+        let mut texts = vec![req.prompt.clone()];
+        state
+            .guard
+            .check_input(policy.input, &mut texts, "prompt")?;
         let prompt = m
             .tokenizer
-            .encode(&req.prompt, true, false)
+            .encode(&texts[0], true, false)
             .map_err(|e| ApiError::invalid(e.to_string(), Some("prompt")))?;
         let max_tokens = params::max_tokens(req.max_tokens, "max_tokens", 128)?;
         let fields = SamplingFields {
@@ -179,12 +184,13 @@ pub async fn generate(
         let id = state.request_id("gen");
         let prompt_len = prompt.len();
         let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id, prompt_len);
+        let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
         let mut done = run::collect_all(streams, 1, &usage).await?;
+        run::filter_collected(&state, policy.output, &id, &mut done);
         let c = done.pop().unwrap_or_default();
         Ok::<_, ApiError>(
             Json(GenerateResponse {
-                finish_reason: c.finish_reason.map_or("length", |r| r.as_str()).into(),
+                finish_reason: c.finish_reason_str().unwrap_or_else(|| "length".into()),
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: c.ids.len(),
                 text: c.text,

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -21,8 +21,11 @@ use serde::Serialize;
 
 use super::chat::chat_logprobs;
 use super::completions::completion_logprobs;
+use crate::guard::OutputPolicy;
 use crate::run::{merge, ChoiceEvent, UsageGuard};
-use crate::state::ServedModel;
+use crate::state::{AppState, ServedModel};
+use hearth_guard::moderation::Category;
+use hearth_guard::stream::StreamFilter;
 
 /// Which wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,13 @@ struct Streaming {
     /// Text offset per choice (completions' `text_offset`).
     offsets: Vec<usize>,
     finished: bool,
+    state: Arc<AppState>,
+    /// Output filter per choice (by the caller's output policy).
+    filters: Vec<Option<StreamFilter>>,
+    /// Choices stopped by their filter: their engine streams end at the next event.
+    stopped: Vec<Arc<AtomicBool>>,
+    flagged: Vec<Category>,
+    blocked: bool,
 }
 
 fn event<T: Serialize>(v: &T) -> Event {
@@ -55,6 +65,69 @@ fn event<T: Serialize>(v: &T) -> Event {
 }
 
 impl Streaming {
+    /// A chunk with `text` for choice `index` and no finish reason.
+    fn text_event(&mut self, index: usize, text: String) -> Event {
+        match self.flavor {
+            Flavor::Chat => self.chat_chunk(
+                vec![ChatChunkChoice {
+                    index,
+                    delta: ChatDelta {
+                        role: None,
+                        content: Some(text),
+                    },
+                    logprobs: None,
+                    finish_reason: None,
+                }],
+                None,
+            ),
+            Flavor::Completion => {
+                self.offsets[index] += text.len();
+                self.text_chunk(
+                    vec![CompletionChoice {
+                        index,
+                        text,
+                        logprobs: None,
+                        finish_reason: None,
+                    }],
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Ends choice `index` by the output policy: its last released text, then
+    /// `finish_reason: content_filter`; its generation is cancelled.
+    fn stop_choice(&mut self, index: usize, text: String) {
+        self.stopped[index].store(true, Ordering::Relaxed);
+        self.blocked = true;
+        if !text.is_empty() {
+            let e = self.text_event(index, text);
+            self.pending.push_back(e);
+        }
+        let reason = Some("content_filter".to_string());
+        let e = match self.flavor {
+            Flavor::Chat => self.chat_chunk(
+                vec![ChatChunkChoice {
+                    index,
+                    delta: ChatDelta::default(),
+                    logprobs: None,
+                    finish_reason: reason,
+                }],
+                None,
+            ),
+            Flavor::Completion => self.text_chunk(
+                vec![CompletionChoice {
+                    index,
+                    text: String::new(),
+                    logprobs: None,
+                    finish_reason: reason,
+                }],
+                None,
+            ),
+        };
+        self.pending.push_back(e);
+    }
+
     fn chat_chunk(&self, choices: Vec<ChatChunkChoice>, usage: Option<Usage>) -> Event {
         event(&ChatChunk {
             id: self.id.clone(),
@@ -84,6 +157,21 @@ impl Streaming {
         match ev {
             ChoiceEvent::Token { id, text, logprobs } => {
                 self.usage.completion_tokens.fetch_add(1, Ordering::Relaxed);
+                if self.stopped[index].load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut text = text;
+                let mut cut = false;
+                if let Some(f) = self.filters[index].as_mut() {
+                    let out = f.push(&text);
+                    text = out.text;
+                    self.flagged.extend(out.flagged);
+                    cut = out.blocked.is_some();
+                }
+                if cut {
+                    self.stop_choice(index, text);
+                    return;
+                }
                 if text.is_empty() && logprobs.is_none() {
                     return;
                 }
@@ -122,6 +210,21 @@ impl Streaming {
             }
             ChoiceEvent::Finished(reason, cached) => {
                 self.usage.note_cached(index, self.n, cached);
+                if self.stopped[index].load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(mut f) = self.filters[index].take() {
+                    let out = f.finish();
+                    self.flagged.extend(out.flagged);
+                    if out.blocked.is_some() {
+                        self.stop_choice(index, out.text);
+                        return;
+                    }
+                    if !out.text.is_empty() {
+                        let e = self.text_event(index, out.text);
+                        self.pending.push_back(e);
+                    }
+                }
                 let reason = Some(reason.as_str().to_string());
                 let e = match self.flavor {
                     Flavor::Chat => self.chat_chunk(
@@ -160,6 +263,8 @@ impl Streaming {
 /// choice (completions' `echo`).
 #[allow(clippy::too_many_arguments)]
 pub fn respond(
+    state: Arc<AppState>,
+    policy: OutputPolicy,
     flavor: Flavor,
     id: String,
     created: u64,
@@ -171,18 +276,27 @@ pub fn respond(
     prefix: String,
 ) -> Response {
     let choices = streams.len();
+    let stopped: Vec<Arc<AtomicBool>> = (0..choices).map(|_| Arc::default()).collect();
+    let filters = (0..choices)
+        .map(|_| state.guard.output_filter(policy))
+        .collect();
     let mut st = Streaming {
         flavor,
         id,
         created,
         model,
-        merged: merge(streams),
+        merged: merge(streams, &stopped),
         n,
         usage,
         include_usage,
         pending: VecDeque::new(),
         offsets: vec![prefix.len(); choices],
         finished: false,
+        state,
+        filters,
+        stopped,
+        flagged: Vec::new(),
+        blocked: false,
     };
     for index in 0..choices {
         let e = match flavor {
@@ -224,6 +338,8 @@ pub fn respond(
                 Some((i, ev)) => st.on_event(i, ev),
                 None => {
                     st.finished = true;
+                    let (flagged, blocked) = (std::mem::take(&mut st.flagged), st.blocked);
+                    st.state.guard.note_output(&st.id, &flagged, blocked);
                     if st.include_usage {
                         let u = Some(st.usage.usage());
                         let e = match st.flavor {

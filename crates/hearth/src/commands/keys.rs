@@ -1,8 +1,8 @@
 //! `hearth keys`: add, list and revoke API keys, and show usage.
 
-use hearth_server::KeyLimits;
+use hearth_server::{InputPolicy, KeyLimits, OutputPolicy};
 
-use super::serve::DbArgs;
+use super::serve::{parse_input_policy, parse_output_policy, DbArgs};
 
 /// Flags of `hearth keys`.
 #[derive(clap::Args, Debug)]
@@ -26,6 +26,12 @@ pub enum KeysAction {
         /// Prompt plus completion tokens per UTC day.
         #[arg(long)]
         tokens_per_day: Option<u64>,
+        /// This key's input policy (off, redact, block); default: the server's.
+        #[arg(long, value_parser = parse_input_policy)]
+        input_policy: Option<InputPolicy>,
+        /// This key's output policy (off, flag, block); default: the server's.
+        #[arg(long, value_parser = parse_output_policy)]
+        output_policy: Option<OutputPolicy>,
     },
     /// List keys (never their secrets).
     List,
@@ -45,13 +51,17 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             name,
             rpm,
             tokens_per_day,
+            input_policy,
+            output_policy,
         } => {
-            let (k, secret) = store.add_key(
+            let (k, secret) = store.add_key_with(
                 name,
                 KeyLimits {
                     requests_per_minute: *rpm,
                     tokens_per_day: *tokens_per_day,
                 },
+                *input_policy,
+                *output_policy,
             )?;
             eprintln!(
                 "added key {} ({}); the secret is shown only now:",
@@ -67,12 +77,14 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             for k in store.keys()? {
                 let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
                 println!(
-                    "{:<8} {:<20} {:<10} {:>8} {:>14} {}",
+                    "{:<8} {:<20} {:<10} {:>8} {:>14} {:>7} {:>7} {}",
                     k.id,
                     k.name,
                     k.prefix,
                     opt(k.limits.requests_per_minute.map(u64::from)),
                     opt(k.limits.tokens_per_day),
+                    k.input_policy.map_or("-", InputPolicy::as_str),
+                    k.output_policy.map_or("-", OutputPolicy::as_str),
                     if k.revoked { "revoked" } else { "active" }
                 );
             }

@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use hearth_engine::{Engine, EngineConfig};
-use hearth_server::{AppState, Auth, CorsOrigins, KeyLimits, ServedModel, ServerOptions, Store};
+use hearth_server::{
+    AppState, Auth, CorsOrigins, GuardPolicy, InputPolicy, KeyLimits, OutputPolicy, ServedModel,
+    ServerOptions, Store,
+};
 
 use super::ModelArgs;
 
@@ -55,9 +58,21 @@ pub struct ServeArgs {
     /// Browser origins allowed by CORS: `localhost`, `*`, or a comma-separated list.
     #[arg(long, default_value = "localhost")]
     pub cors_origins: String,
-    /// Log prompt text (off by default).
+    /// Log prompt text, with personal data redacted (off by default).
     #[arg(long)]
     pub log_prompts: bool,
+    /// Default input policy (keys may have their own): off, redact (personal data
+    /// replaced by placeholders before the model sees it) or block (refuse requests with
+    /// personal data or flagged content).
+    #[arg(long, default_value = "off", value_parser = parse_input_policy)]
+    pub input_policy: InputPolicy,
+    /// Default output policy: off, flag (log and count flagged replies) or block (stop
+    /// replies before flagged content, redact personal data; streamed too).
+    #[arg(long, default_value = "off", value_parser = parse_output_policy)]
+    pub output_policy: OutputPolicy,
+    /// In /v1/moderations, ask the served model for a second opinion (Llama Guard style).
+    #[arg(long)]
+    pub moderation_judge: bool,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace: u64,
@@ -82,6 +97,16 @@ impl DbArgs {
     }
 }
 
+/// Parses `off|redact|block`.
+pub fn parse_input_policy(s: &str) -> Result<InputPolicy, String> {
+    InputPolicy::parse(s).ok_or_else(|| format!("'{s}' is not one of off, redact, block"))
+}
+
+/// Parses `off|flag|block`.
+pub fn parse_output_policy(s: &str) -> Result<OutputPolicy, String> {
+    OutputPolicy::parse(s).ok_or_else(|| format!("'{s}' is not one of off, flag, block"))
+}
+
 fn read_key_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the API key file", path.display()))?;
@@ -102,7 +127,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         requests_per_minute: args.rpm,
         tokens_per_day: args.tokens_per_day,
     };
-    let auth = Auth::new(&keys, limits, Some(Arc::clone(&store)));
+    let policy = GuardPolicy {
+        input: args.input_policy,
+        output: args.output_policy,
+    };
+    let auth = Auth::with_policy(&keys, limits, policy, Some(Arc::clone(&store)));
     if !auth.required() {
         tracing::warn!("no API keys configured: the API is open to anyone who can reach it");
     }
@@ -111,6 +140,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         ServerOptions {
             log_prompts: args.log_prompts,
             cors: CorsOrigins::parse(&args.cors_origins),
+            moderation_judge: args.moderation_judge,
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -87,6 +87,13 @@ streamed = "".join(ch.choices[0].text for ch in s if ch.choices)
 plain = client.completions.create(model=model, prompt=prompt, max_tokens=8, temperature=0).choices[0].text
 check(streamed == plain, "streamed completion == plain")
 
+# Moderation in OpenAI's schema.
+mod = client.moderations.create(input=["I will kill you", "What a lovely day for a walk."])
+check(len(mod.results) == 2, "one moderation result per input")
+check(mod.results[0].flagged and not mod.results[1].flagged, "threat flagged, small talk not")
+check(mod.results[0].categories.harassment_threatening, "harassment/threatening flagged")
+check(0.0 <= mod.results[0].category_scores.violence <= 1.0, "scores in 0..1")
+
 # Errors in OpenAI's shape.
 try:
     client.chat.completions.create(model=model, messages=msgs, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
