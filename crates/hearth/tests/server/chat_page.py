@@ -27,21 +27,27 @@ with sync_playwright() as p:
     model_line = page.inner_text("#model")
     assert "context" in model_line, model_line
 
-    # Count how many times the reply text changes while it streams.
+    # Record the reply's length at every DOM change: streaming means it was seen partly
+    # written, before the reply ended (its meta line appears at the end).
     page.evaluate("""() => {
-        window.__updates = 0;
-        new MutationObserver(() => window.__updates++).observe(
-            document.getElementById('log'), {subtree: true, characterData: true, childList: true});
+        window.__seen = [];
+        new MutationObserver(() => {
+            const a = document.querySelector('.assistant');
+            if (a) window.__seen.push([a.firstChild ? a.firstChild.textContent.length : 0,
+                                       !!a.querySelector('.meta')]);
+        }).observe(document.getElementById('log'), {subtree: true, characterData: true, childList: true});
     }""")
     page.fill("#temperature", "0")
-    page.fill("#max_tokens", "40")
-    page.fill("#input", "What is the capital of France?")
+    page.fill("#max_tokens", "48")
+    page.fill("#input", "Write a short poem about the sea.")
     page.press("#input", "Enter")
     page.wait_for_selector(".assistant .meta", timeout=60000)
     reply = page.inner_text(".assistant")
-    updates = page.evaluate("window.__updates")
+    seen = page.evaluate("window.__seen")
     assert len(reply.strip()) > 0, "empty reply"
-    assert updates > 3, f"reply did not stream ({updates} DOM updates)"
+    final = max(n for n, _ in seen)
+    partial = sorted({n for n, done in seen if not done and 0 < n < final})
+    assert len(partial) >= 2, f"reply did not stream: lengths seen before the end {partial} (final {final})"
 
     # A second turn: the page sends the whole conversation.
     page.fill("#input", "And of Italy?")
