@@ -110,3 +110,37 @@ fn missing_file_is_named() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/file.txt"));
 }
+
+#[test]
+fn moderate_flags_lines_by_category() {
+    let input = "the weather is nice\nI will kill you\n我不想活了\n";
+    let out = hearth(&["guard", "moderate", "-"], Some(input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("2: harassment, harassment/threatening"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("3: self-harm, self-harm/intent"),
+        "{stdout}"
+    );
+
+    let out = hearth(&["guard", "moderate", "--json", "-"], Some(input));
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["flagged"], false);
+    assert_eq!(rows[0]["scores"].as_object().unwrap().len(), 13);
+    assert_eq!(rows[2]["line"], 3);
+    assert!(rows[2]["scores"]["self-harm/intent"].as_f64().unwrap() >= 0.5);
+}

@@ -1,8 +1,10 @@
-//! `hearth guard scan|redact FILE`: the PII filter on the command line, line by line.
+//! `hearth guard scan|redact|moderate FILE`: the PII filter and the term-list moderation
+//! on the command line, line by line.
 
 use std::io::{BufRead, BufReader, Write};
 
 use anyhow::Context;
+use hearth_guard::moderation::{Moderator, TermList};
 use hearth_guard::{Anonymizer, Finding, Operator, Scanner};
 
 /// Flags of `hearth guard`.
@@ -19,6 +21,8 @@ pub enum GuardCommand {
     Scan(ScanArgs),
     /// Write FILE to stdout with personal data and secrets replaced, line for line.
     Redact(RedactArgs),
+    /// Print the content categories each line of FILE is flagged for (term lists).
+    Moderate(ModerateArgs),
     /// Precision and recall of the moderation term lists on OpenAI's labelled samples.
     EvalModeration(super::guard_eval::EvalModerationArgs),
     /// Span-level precision and recall of the PII recognizers on presidio-evaluator's
@@ -35,6 +39,20 @@ pub struct ScanArgs {
     /// offsets within the line; lines count from 1).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `hearth guard moderate`.
+#[derive(clap::Args, Debug)]
+pub struct ModerateArgs {
+    /// The text file to read (`-` for stdin).
+    pub file: String,
+    /// One JSON object per line: {"line", "flagged", "categories": [...], "scores": {...}}
+    /// with every category's score; without it, only flagged lines are printed.
+    #[arg(long)]
+    pub json: bool,
+    /// Extra `.terms` files to load beside the built-in lists.
+    #[arg(long = "terms")]
+    pub terms: Vec<std::path::PathBuf>,
 }
 
 /// How `hearth guard redact` replaces what it finds.
@@ -65,6 +83,7 @@ pub fn run(args: &GuardArgs) -> anyhow::Result<()> {
     match &args.command {
         GuardCommand::Scan(a) => scan(a),
         GuardCommand::Redact(a) => redact(a),
+        GuardCommand::Moderate(a) => moderate(a),
         GuardCommand::EvalModeration(a) => super::guard_eval::eval_moderation(a),
         GuardCommand::EvalPii(a) => super::guard_eval::eval_pii(a),
     }
@@ -106,6 +125,50 @@ fn for_each_line(
         let line = String::from_utf8_lossy(body);
         each(number, &line, ending)?;
     }
+}
+
+fn moderate(args: &ModerateArgs) -> anyhow::Result<()> {
+    let mut list = TermList::builtin();
+    for path in &args.terms {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: reading", path.display()))?;
+        list.extend(TermList::parse(&path.display().to_string(), &text)?);
+    }
+    let moderator = Moderator::new(&list)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for_each_line(&args.file, |number, line, _| {
+        let m = moderator.moderate(line);
+        let flagged: Vec<&str> = m.categories.flagged().map(|c| c.name()).collect();
+        if args.json {
+            let scores: serde_json::Map<String, serde_json::Value> = m
+                .scores
+                .iter()
+                .map(|(c, s)| {
+                    (
+                        c.name().to_string(),
+                        serde_json::json!((s * 1000.0).round() / 1000.0),
+                    )
+                })
+                .collect();
+            let obj = serde_json::json!({
+                "line": number,
+                "flagged": m.flagged,
+                "categories": flagged,
+                "scores": scores,
+            });
+            writeln!(out, "{obj}")?;
+        } else if m.flagged {
+            let (top, score) = m.scores.top();
+            writeln!(
+                out,
+                "{number}: {} (top {top} {score:.2})",
+                flagged.join(", ")
+            )?;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
 }
 
 fn scan(args: &ScanArgs) -> anyhow::Result<()> {

@@ -2,11 +2,15 @@
 //! term lists on OpenAI's labelled moderation samples, and of the PII recognizers on
 //! presidio-evaluator's synthetic set, printed beside the published bars.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hearth_guard::moderation::{Category, Moderator, TermList, Thresholds};
+use hearth_guard::moderation::{
+    merge_scores, Category, LlamaGuardPrompt, LlamaGuardVerdict, MergeRule, Moderator, Role,
+    TermList, Thresholds,
+};
 use hearth_guard::{PiiKind, Scanner};
 
 /// Flags of `hearth guard eval-moderation`.
@@ -44,6 +48,61 @@ pub struct EvalModerationArgs {
     /// the texts are offensive).
     #[arg(long, default_value_t = 0)]
     pub show_errors: usize,
+    /// Write the Llama-Guard-style judge prompt of every selected sample to this file as
+    /// JSON lines (`{"line": N, "prompt": "..."}`), to run through a served model.
+    #[arg(long)]
+    pub write_judge_prompts: Option<PathBuf>,
+    /// The judge's replies as JSON lines (`{"line": N, "reply": "unsafe\nS1"}`), e.g. a
+    /// served model's answers to --write-judge-prompts; merged with the term lists.
+    #[arg(long)]
+    pub judge_replies: Option<PathBuf>,
+    /// How judge scores merge with term-list scores.
+    #[arg(long, value_enum, default_value = "max")]
+    pub merge: MergeChoice,
+}
+
+/// The `--merge` choices (see `hearth_guard::moderation::MergeRule`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeChoice {
+    /// The higher score of the two.
+    Max,
+    /// 0.4 × terms + 0.6 × judge: the judge can overrule a term match.
+    Weighted,
+    /// The judge alone (term lists only where the judge gave no readable reply).
+    JudgeOnly,
+}
+
+impl MergeChoice {
+    fn rule(self) -> MergeRule {
+        match self {
+            MergeChoice::Max => MergeRule::Max,
+            MergeChoice::Weighted => MergeRule::Weighted { judge_weight: 0.6 },
+            MergeChoice::JudgeOnly => MergeRule::JudgeOnly,
+        }
+    }
+}
+
+/// Judge replies by sample line number (from 1).
+fn load_replies(path: &std::path::Path) -> anyhow::Result<HashMap<usize, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: reading", path.display()))?;
+    let mut replies = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let (Some(n), Some(reply)) = (row["line"].as_u64(), row["reply"].as_str()) else {
+            anyhow::bail!(
+                "{}:{}: expected {{\"line\": N, \"reply\": \"...\"}}",
+                path.display(),
+                i + 1
+            );
+        };
+        replies.insert(n as usize, reply.to_string());
+    }
+    Ok(replies)
 }
 
 /// A half of the samples.
@@ -150,6 +209,18 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
     let mut per_label = [Confusion::default(); LABELS.len()];
     let mut n = 0;
     let mut errors = (Vec::new(), Vec::new());
+    let replies = match &args.judge_replies {
+        Some(path) => Some(load_replies(path)?),
+        None => None,
+    };
+    let (mut merged, mut unreadable, mut missing) = (0, 0, 0);
+    let mut prompts = match &args.write_judge_prompts {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("{}: creating", path.display()))?,
+        )),
+        None => None,
+    };
+    let judge_prompt = LlamaGuardPrompt::default();
     for (i, line) in text.lines().enumerate() {
         let keep = match args.split {
             Split::All => true,
@@ -168,7 +239,22 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
                 i + 1
             )
         })?;
-        let verdict = moderator.moderate(prompt);
+        if let Some(out) = prompts.as_mut() {
+            let p = judge_prompt.build(&[(Role::User, prompt)], Role::User);
+            writeln!(out, "{}", serde_json::json!({"line": i + 1, "prompt": p}))?;
+        }
+        let mut verdict = moderator.moderate(prompt);
+        if let Some(replies) = &replies {
+            match replies.get(&(i + 1)).map(|r| LlamaGuardVerdict::parse(r)) {
+                Some(Ok(judged)) => {
+                    let scores = merge_scores(&verdict.scores, &judged.scores(), args.merge.rule());
+                    verdict = moderator.verdict(scores, verdict.matches);
+                    merged += 1;
+                }
+                Some(Err(_)) => unreadable += 1,
+                None => missing += 1,
+            }
+        }
         let mut any = false;
         for (j, (key, category)) in LABELS.iter().enumerate() {
             let truth = row[*key].as_i64() == Some(1);
@@ -220,6 +306,15 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
     row("flagged (any)", &overall);
     for (j, (key, category)) in LABELS.iter().enumerate() {
         row(&format!("{} ({key})", category.name()), &per_label[j]);
+    }
+    if replies.is_some() {
+        println!(
+            "judge: {merged} replies merged ({:?}), {unreadable} unreadable and {missing} missing (term lists alone there)",
+            args.merge
+        );
+    }
+    if let Some(mut out) = prompts {
+        out.flush()?;
     }
     println!("bar (Llama Guard rail, flagged): P 0.730 R 0.660");
     for (label, list) in [("missed", &errors.0), ("wrongly flagged", &errors.1)] {
