@@ -1,0 +1,37 @@
+//! Build clean training sets from JSONL: readers and writers (plain, gzip, zstd), exact
+//! dedup on normalised text and MinHash-LSH near-dedup with verified candidates.
+//!
+//! Must never depend on the model stack: stages that need a language model take it through
+//! a trait the caller implements, so this crate builds and tests without one.
+//!
+//! Key design choice: records travel as their raw input line plus the two fields a stage
+//! reads (text and id), so every other field leaves exactly as it came in; and every index
+//! (signatures, band hashes, clusters) is a flat array ordered by input position, so results
+//! are the same for any thread count and memory grows with the number of documents, not
+//! with their size.
+
+mod dedup;
+mod error;
+mod hash;
+mod input;
+mod lsh;
+mod minhash;
+mod normalize;
+mod output;
+mod progress;
+mod record;
+mod scan;
+mod union_find;
+
+pub use dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
+pub use error::{Error, Result};
+pub use hash::hash_bytes;
+pub use input::{open_reader, Batches, Compression, InputSet, LineBatch, RawLine};
+pub use lsh::{candidate_pairs, LshParams};
+pub use minhash::{jaccard, MinHasher, Shingle};
+pub use normalize::{exact_key, normalize};
+pub use output::{write_atomic, ShardSpec, ShardWriter};
+pub use progress::{NoProgress, Progress};
+pub use record::{Fields, Malformed, Record};
+pub use scan::{scan, ScanStats, BATCH_LINES};
+pub use union_find::UnionFind;
