@@ -22,7 +22,7 @@ use crate::normalize::{exact_key, normalize};
 use crate::output::{write_atomic, ShardSpec, ShardWriter};
 use crate::progress::Progress;
 use crate::record::{Fields, Malformed};
-use crate::scan::scan;
+use crate::scan::{scan, Locations};
 use crate::union_find::UnionFind;
 
 /// Near-duplicate settings.
@@ -114,6 +114,7 @@ pub struct DedupReport {
 
 /// Per-document state of pass 1.
 struct Pass1 {
+    locs: Locations,
     keys: Vec<u128>,
     band_hashes: Vec<u64>,
     has_shingles: Vec<bool>,
@@ -184,7 +185,7 @@ pub fn dedup(
 
         let t = Instant::now();
         progress.phase("dedup: verify", Some(n as u64));
-        let edges = verify(inputs, cfg, hasher, &pairs, n_cfg.threshold, progress)?;
+        let edges = verify(inputs, &p1.locs, cfg, hasher, &pairs, n_cfg.threshold, progress)?;
         progress.finish_phase();
         report.verified_pairs = edges.len() as u64;
         for (a, b) in edges {
@@ -195,7 +196,7 @@ pub fn dedup(
 
     let t = Instant::now();
     progress.phase("dedup: write", Some(n as u64));
-    write_kept(inputs, out_dir, cfg, &mut uf, &exact_dup, &mut report, progress)?;
+    write_kept(inputs, &p1.locs, out_dir, cfg, &mut uf, &exact_dup, &mut report, progress)?;
     progress.finish_phase();
     report.seconds.insert("write".into(), t.elapsed().as_secs_f64());
     let json = serde_json::to_vec_pretty(&report)?;
@@ -212,6 +213,7 @@ fn signatures(
     progress: &dyn Progress,
 ) -> Result<Pass1Out> {
     let mut p1 = Pass1 {
+        locs: Locations::default(),
         keys: Vec::new(),
         band_hashes: Vec::new(),
         has_shingles: Vec::new(),
@@ -222,7 +224,7 @@ fn signatures(
             .par_iter()
             .map_init(
                 || (Vec::new(), Vec::new()),
-                |(shingles, sig), r| {
+                |(shingles, sig), (r, _)| {
                     let norm = normalize(&r.text);
                     let key = exact_key(&norm);
                     let mut bh = vec![0u64; bands];
@@ -238,7 +240,8 @@ fn signatures(
                 },
             )
             .collect();
-        for (key, has, bh) in per_doc {
+        for ((key, has, bh), (_, (file, line))) in per_doc.into_iter().zip(&records) {
+            p1.locs.push(*file, *line);
             p1.keys.push(key);
             p1.has_shingles.push(has);
             p1.band_hashes.extend_from_slice(&bh);
@@ -253,6 +256,7 @@ fn signatures(
 /// `threshold`, in pair order.
 fn verify(
     inputs: &InputSet,
+    locs: &Locations,
     cfg: &DedupConfig,
     hasher: &MinHasher,
     pairs: &[(u32, u32)],
@@ -267,31 +271,33 @@ fn verify(
     }
     let mut sets: Vec<Vec<u64>> = Vec::with_capacity(needed.len());
     let mut next = 0usize;
-    scan(inputs, &cfg.fields, |first, records| {
-        let end = first + records.len() as u64;
-        let start = next;
-        while next < needed.len() && u64::from(needed[next]) < end {
-            next += 1;
-        }
-        let wanted = &needed[start..next];
-        let new_sets: Vec<Vec<u64>> = wanted
-            .par_iter()
-            .map(|&d| {
-                let mut s = Vec::new();
-                hasher.shingles(&normalize(&records[(u64::from(d) - first) as usize].text), &mut s);
-                s
+    let files = inputs.files();
+    locs.rescan(inputs, |docs| {
+        let count = docs.len() as u64;
+        let wanted: Vec<_> = docs
+            .into_iter()
+            .filter(|(d, _)| {
+                let hit = needed.get(next) == Some(d);
+                next += usize::from(hit);
+                hit
             })
             .collect();
-        sets.extend(new_sets);
-        progress.advance(records.len() as u64);
+        let new_sets: Vec<Result<Vec<u64>>> = wanted
+            .into_par_iter()
+            .map(|(_, raw)| {
+                let file = &files[raw.file as usize];
+                let r = cfg.fields.parse(raw, file).map_err(reparse_error)?;
+                let mut s = Vec::new();
+                hasher.shingles(&normalize(&r.text), &mut s);
+                Ok(s)
+            })
+            .collect();
+        for s in new_sets {
+            sets.push(s?);
+        }
+        progress.advance(count);
         Ok(())
     })?;
-    if sets.len() != needed.len() {
-        return Err(Error::Input {
-            path: inputs.files().first().cloned().unwrap_or_default(),
-            what: "the input changed between passes (fewer records on re-reading)".into(),
-        });
-    }
     let set_of = |d: u32| -> &[u64] {
         match needed.binary_search(&d) {
             Ok(i) => &sets[i],
@@ -308,6 +314,7 @@ fn verify(
 /// Pass 3: writes the roots (first member of each cluster) and the clusters file.
 fn write_kept(
     inputs: &InputSet,
+    locs: &Locations,
     out_dir: &Path,
     cfg: &DedupConfig,
     uf: &mut UnionFind,
@@ -330,21 +337,21 @@ fn write_kept(
         max_bytes: cfg.shard_bytes,
     })?;
     let mut members: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    scan(inputs, &cfg.fields, |first, records| {
-        let count = records.len() as u64;
-        for (i, r) in records.into_iter().enumerate() {
-            let d = first as usize + i;
-            let Some(&root) = roots.get(d) else {
-                break;
-            };
-            if root as usize == d {
-                writer.write(&r.raw)?;
-            } else if exact_dup[d] {
+    let files = inputs.files();
+    locs.rescan(inputs, |docs| {
+        let count = docs.len() as u64;
+        for (d, raw) in docs {
+            let root = roots[d as usize];
+            if root == d {
+                writer.write(&raw.bytes)?;
+            } else if exact_dup[d as usize] {
                 report.removed_exact += 1;
             } else {
                 report.removed_near += 1;
             }
             if size[root as usize] > 1 {
+                let file = &files[raw.file as usize];
+                let r = cfg.fields.parse(raw, file).map_err(reparse_error)?;
                 members.entry(root).or_default().push(r.id);
             }
         }
@@ -364,6 +371,16 @@ fn write_kept(
     }
     report.clusters = members.len() as u64;
     write_atomic(&out_dir.join("clusters.jsonl"), &lines)
+}
+
+fn reparse_error(m: Malformed) -> Error {
+    Error::Input {
+        path: m.file,
+        what: format!(
+            "line {} changed while it was being processed: {}",
+            m.line, m.problem
+        ),
+    }
 }
 
 fn write_malformed(out_dir: &Path, malformed: &[Malformed]) -> Result<()> {

@@ -8,6 +8,9 @@ use crate::hash::hash_bytes;
 
 /// The normalised form of `text` (NFKC, lower case, single spaces, trimmed).
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return normalize_ascii(text.as_bytes());
+    }
     let nfkc: std::borrow::Cow<str> = match is_nfkc_quick(text.chars()) {
         IsNormalized::Yes => text.into(),
         _ => text.nfkc().collect::<String>().into(),
@@ -24,6 +27,25 @@ pub fn normalize(text: &str) -> String {
         }
     }
     out
+}
+
+/// ASCII is already NFKC: lower-case and collapse whitespace byte by byte.
+fn normalize_ascii(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut pending_space = false;
+    for &b in bytes {
+        if b.is_ascii_whitespace() || b == 0x0b {
+            pending_space = !out.is_empty();
+        } else {
+            if pending_space {
+                out.push(b' ');
+                pending_space = false;
+            }
+            out.push(b.to_ascii_lowercase());
+        }
+    }
+    // Only ASCII bytes were pushed, so this cannot fail; fall back to lossy for the type.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A 128-bit key of the normalised text: equal for exact duplicates, and with two
@@ -45,5 +67,7 @@ mod tests {
         assert_eq!(exact_key(&a), exact_key(&normalize("hello world FINE")));
         assert_ne!(exact_key(&a), exact_key(&normalize("hello world fines")));
         assert_eq!(normalize("Straße ÉCOLE"), "straße école");
+        assert_eq!(normalize(" \x0b\x0cA\r\nb  "), "a b");
+        assert_eq!(normalize(""), "");
     }
 }

@@ -22,12 +22,12 @@ pub struct ScanStats {
 }
 
 /// Reads every record of `inputs` in order. `on_batch` gets the index of the batch's first
-/// record and the batch's records (parsed in parallel). Malformed lines are logged at
+/// record and the batch's records (parsed in parallel), each with its `(file, line)`. Malformed lines are logged at
 /// `warn` and returned in the stats; they never stop the pass.
 pub fn scan(
     inputs: &InputSet,
     fields: &Fields,
-    mut on_batch: impl FnMut(u64, Vec<Record>) -> Result<()>,
+    mut on_batch: impl FnMut(u64, Vec<(Record, (u32, u64))>) -> Result<()>,
 ) -> Result<ScanStats> {
     let files = inputs.files();
     let mut stats = ScanStats::default();
@@ -38,12 +38,13 @@ pub fn scan(
             tracing::warn!("{m}");
             stats.malformed.push(m);
         }
-        let parsed: Vec<std::result::Result<Record, Malformed>> = batch
+        let parsed: Vec<std::result::Result<(Record, (u32, u64)), Malformed>> = batch
             .lines
             .into_par_iter()
             .map(|raw| {
+                let loc = (raw.file, raw.line);
                 let file = &files[raw.file as usize];
-                fields.parse(raw, file)
+                fields.parse(raw, file).map(|r| (r, loc))
             })
             .collect();
         let mut records = Vec::with_capacity(parsed.len());
@@ -61,4 +62,61 @@ pub fn scan(
         on_batch(first, records)?;
     }
     Ok(stats)
+}
+
+/// Where each record of a pass came from: `(file index, line)`, in document order. A later
+/// pass over the same input uses it to find records by position without parsing every line.
+#[derive(Debug, Default, Clone)]
+pub struct Locations {
+    locs: Vec<(u32, u64)>,
+}
+
+impl Locations {
+    /// Notes the location of the next document.
+    pub fn push(&mut self, file: u32, line: u64) {
+        self.locs.push((file, line));
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.locs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.locs.is_empty()
+    }
+
+    /// Re-reads `inputs` and calls `on_batch` with `(document index, raw line)` for every
+    /// line that was a record in the first pass (malformed and blank lines are skipped
+    /// without parsing). Fails if the input no longer has the same lines.
+    pub fn rescan(
+        &self,
+        inputs: &InputSet,
+        mut on_batch: impl FnMut(Vec<(u32, crate::input::RawLine)>) -> Result<()>,
+    ) -> Result<()> {
+        let mut next = 0usize;
+        for batch in inputs.batches(BATCH_LINES) {
+            let batch = batch?;
+            let mut docs = Vec::with_capacity(batch.lines.len());
+            for raw in batch.lines {
+                if self.locs.get(next) == Some(&(raw.file, raw.line)) {
+                    docs.push((next as u32, raw));
+                    next += 1;
+                }
+            }
+            on_batch(docs)?;
+        }
+        if next != self.locs.len() {
+            return Err(crate::Error::Input {
+                path: inputs.files().first().cloned().unwrap_or_default(),
+                what: format!(
+                    "the input changed while it was being processed: {} of {} records found again",
+                    next,
+                    self.locs.len()
+                ),
+            });
+        }
+        Ok(())
+    }
 }

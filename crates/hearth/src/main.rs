@@ -31,6 +31,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Find or redact personal data and secrets in a text file, line by line.
     Guard(commands::guard::GuardArgs),
+    /// Build clean training sets: dedup (more stages to come).
+    Data(commands::data::DataArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Perplexity(a) => commands::perplexity::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Guard(a) => commands::guard::run(a),
+        Command::Data(a) => commands::data::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod data;
 pub mod generate;
 pub mod guard;
 pub mod perplexity;
