@@ -22,7 +22,7 @@ use crate::normalize::{exact_key, normalize};
 use crate::output::{write_atomic, ShardSpec, ShardWriter};
 use crate::progress::Progress;
 use crate::record::{Fields, Malformed};
-use crate::scan::{scan, Locations};
+use crate::scan::{scan, Revisit};
 use crate::union_find::UnionFind;
 
 /// Near-duplicate settings.
@@ -65,6 +65,9 @@ pub struct DedupConfig {
     pub compression: Compression,
     /// Bytes of JSONL per kept shard.
     pub shard_bytes: u64,
+    /// Raw input lines are kept in memory between passes up to this many bytes; a larger
+    /// input is re-read from disk instead (0: always re-read).
+    pub cache_bytes: u64,
 }
 
 impl Default for DedupConfig {
@@ -75,6 +78,7 @@ impl Default for DedupConfig {
             near: Some(NearDedupConfig::default()),
             compression: Compression::None,
             shard_bytes: 256 << 20,
+            cache_bytes: 1 << 30,
         }
     }
 }
@@ -114,7 +118,7 @@ pub struct DedupReport {
 
 /// Per-document state of pass 1.
 struct Pass1 {
-    locs: Locations,
+    revisit: Revisit,
     keys: Vec<u128>,
     band_hashes: Vec<u64>,
     has_shingles: Vec<bool>,
@@ -185,7 +189,7 @@ pub fn dedup(
 
         let t = Instant::now();
         progress.phase("dedup: verify", Some(n as u64));
-        let edges = verify(inputs, &p1.locs, cfg, hasher, &pairs, n_cfg.threshold, progress)?;
+        let edges = verify(inputs, &p1.revisit, cfg, hasher, &pairs, n_cfg.threshold, progress)?;
         progress.finish_phase();
         report.verified_pairs = edges.len() as u64;
         for (a, b) in edges {
@@ -196,7 +200,7 @@ pub fn dedup(
 
     let t = Instant::now();
     progress.phase("dedup: write", Some(n as u64));
-    write_kept(inputs, &p1.locs, out_dir, cfg, &mut uf, &exact_dup, &mut report, progress)?;
+    write_kept(inputs, &p1.revisit, out_dir, cfg, &mut uf, &exact_dup, &mut report, progress)?;
     progress.finish_phase();
     report.seconds.insert("write".into(), t.elapsed().as_secs_f64());
     let json = serde_json::to_vec_pretty(&report)?;
@@ -213,13 +217,14 @@ fn signatures(
     progress: &dyn Progress,
 ) -> Result<Pass1Out> {
     let mut p1 = Pass1 {
-        locs: Locations::default(),
+        revisit: Revisit::new(cfg.cache_bytes),
         keys: Vec::new(),
         band_hashes: Vec::new(),
         has_shingles: Vec::new(),
     };
     let bands = near.map_or(0, |(_, l)| l.bands);
     let stats = scan(inputs, &cfg.fields, |_, records| {
+        let count = records.len() as u64;
         let per_doc: Vec<(u128, bool, Vec<u64>)> = records
             .par_iter()
             .map_init(
@@ -230,7 +235,7 @@ fn signatures(
                     let mut bh = vec![0u64; bands];
                     let mut has = false;
                     if let Some((hasher, lsh)) = near {
-                        hasher.shingles(&norm, shingles);
+                        hasher.shingle_hashes(&norm, shingles);
                         sig.resize(hasher.num_perm(), 0);
                         hasher.signature(shingles, sig);
                         lsh.band_hashes(sig, &mut bh);
@@ -240,13 +245,13 @@ fn signatures(
                 },
             )
             .collect();
-        for ((key, has, bh), (_, (file, line))) in per_doc.into_iter().zip(&records) {
-            p1.locs.push(*file, *line);
+        for ((key, has, bh), (rec, (file, line))) in per_doc.into_iter().zip(records) {
+            p1.revisit.push(file, line, rec.raw);
             p1.keys.push(key);
             p1.has_shingles.push(has);
             p1.band_hashes.extend_from_slice(&bh);
         }
-        progress.advance(records.len() as u64);
+        progress.advance(count);
         Ok(())
     })?;
     Ok((p1, stats))
@@ -256,7 +261,7 @@ fn signatures(
 /// `threshold`, in pair order.
 fn verify(
     inputs: &InputSet,
-    locs: &Locations,
+    revisit: &Revisit,
     cfg: &DedupConfig,
     hasher: &MinHasher,
     pairs: &[(u32, u32)],
@@ -272,30 +277,30 @@ fn verify(
     let mut sets: Vec<Vec<u64>> = Vec::with_capacity(needed.len());
     let mut next = 0usize;
     let files = inputs.files();
-    locs.rescan(inputs, |docs| {
-        let count = docs.len() as u64;
-        let wanted: Vec<_> = docs
-            .into_iter()
-            .filter(|(d, _)| {
-                let hit = needed.get(next) == Some(d);
-                next += usize::from(hit);
-                hit
-            })
-            .collect();
-        let new_sets: Vec<Result<Vec<u64>>> = wanted
-            .into_par_iter()
-            .map(|(_, raw)| {
+    revisit.rescan(inputs, |first, lines| {
+        let end = first as usize + lines.len();
+        let start = next;
+        while next < needed.len() && (needed[next] as usize) < end {
+            next += 1;
+        }
+        let new_sets: Vec<Result<Vec<u64>>> = needed[start..next]
+            .par_iter()
+            .map(|&d| {
+                let raw = &lines[(d - first) as usize];
                 let file = &files[raw.file as usize];
-                let r = cfg.fields.parse(raw, file).map_err(reparse_error)?;
+                let (text, _) = cfg
+                    .fields
+                    .text_and_id(&raw.bytes, raw.line, file)
+                    .map_err(reparse_error)?;
                 let mut s = Vec::new();
-                hasher.shingles(&normalize(&r.text), &mut s);
+                hasher.shingles(&normalize(&text), &mut s);
                 Ok(s)
             })
             .collect();
         for s in new_sets {
             sets.push(s?);
         }
-        progress.advance(count);
+        progress.advance(lines.len() as u64);
         Ok(())
     })?;
     let set_of = |d: u32| -> &[u64] {
@@ -314,7 +319,7 @@ fn verify(
 /// Pass 3: writes the roots (first member of each cluster) and the clusters file.
 fn write_kept(
     inputs: &InputSet,
-    locs: &Locations,
+    revisit: &Revisit,
     out_dir: &Path,
     cfg: &DedupConfig,
     uf: &mut UnionFind,
@@ -338,24 +343,27 @@ fn write_kept(
     })?;
     let mut members: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     let files = inputs.files();
-    locs.rescan(inputs, |docs| {
-        let count = docs.len() as u64;
-        for (d, raw) in docs {
-            let root = roots[d as usize];
+    revisit.rescan(inputs, |first, lines| {
+        for (k, raw) in lines.iter().enumerate() {
+            let d = first as usize + k;
+            let root = roots[d] as usize;
             if root == d {
                 writer.write(&raw.bytes)?;
-            } else if exact_dup[d as usize] {
+            } else if exact_dup[d] {
                 report.removed_exact += 1;
             } else {
                 report.removed_near += 1;
             }
-            if size[root as usize] > 1 {
+            if size[root] > 1 {
                 let file = &files[raw.file as usize];
-                let r = cfg.fields.parse(raw, file).map_err(reparse_error)?;
-                members.entry(root).or_default().push(r.id);
+                let (_, id) = cfg
+                    .fields
+                    .text_and_id(&raw.bytes, raw.line, file)
+                    .map_err(reparse_error)?;
+                members.entry(root as u32).or_default().push(id);
             }
         }
-        progress.advance(count);
+        progress.advance(lines.len() as u64);
         Ok(())
     })?;
     report.kept = writer.records();

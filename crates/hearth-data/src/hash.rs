@@ -20,6 +20,7 @@ pub fn fold(h: u64, v: u64) -> u64 {
 }
 
 /// Hashes `bytes` under `seed`.
+#[inline]
 pub fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     let mut h = fold(seed, (bytes.len() as u64).wrapping_mul(K));
     let mut chunks = bytes.chunks_exact(8);

@@ -33,5 +33,5 @@ pub use normalize::{exact_key, normalize};
 pub use output::{write_atomic, ShardSpec, ShardWriter};
 pub use progress::{NoProgress, Progress};
 pub use record::{Fields, Malformed, Record};
-pub use scan::{scan, Locations, ScanStats, BATCH_LINES};
+pub use scan::{scan, Revisit, ScanStats, BATCH_LINES};
 pub use union_find::UnionFind;

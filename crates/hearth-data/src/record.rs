@@ -77,12 +77,27 @@ impl fmt::Display for Malformed {
 impl Fields {
     /// Parses one raw line of `file` into a record, or says what is wrong with it.
     pub fn parse(&self, raw: RawLine, file: &Path) -> Result<Record, Malformed> {
+        let (text, id) = self.text_and_id(&raw.bytes, raw.line, file)?;
+        Ok(Record {
+            raw: raw.bytes,
+            text,
+            id,
+        })
+    }
+
+    /// The text and id of line `line` of `file`, whose bytes are `bytes`.
+    pub fn text_and_id(
+        &self,
+        bytes: &[u8],
+        line: u64,
+        file: &Path,
+    ) -> Result<(String, String), Malformed> {
         let bad = |problem: String| Malformed {
             file: file.to_path_buf(),
-            line: raw.line,
+            line,
             problem,
         };
-        let s = match std::str::from_utf8(&raw.bytes) {
+        let s = match std::str::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => {
                 return Err(bad(format!(
@@ -112,14 +127,10 @@ impl Fields {
         };
         let id = match picked.id {
             Some(Value::String(s)) => s,
-            Some(Value::Null) | None => format!("{}:{}", file.display(), raw.line),
+            Some(Value::Null) | None => format!("{}:{}", file.display(), line),
             Some(other) => other.to_string(),
         };
-        Ok(Record {
-            raw: raw.bytes,
-            text,
-            id,
-        })
+        Ok((text, id))
     }
 }
 

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::input::InputSet;
+use crate::input::{InputSet, RawLine};
 use crate::record::{Fields, Malformed, Record};
 
 /// Lines per batch handed to the parallel parser.
@@ -64,17 +64,43 @@ pub fn scan(
     Ok(stats)
 }
 
-/// Where each record of a pass came from: `(file index, line)`, in document order. A later
-/// pass over the same input uses it to find records by position without parsing every line.
-#[derive(Debug, Default, Clone)]
-pub struct Locations {
+/// How a later pass finds the records of the first one again: their `(file, line)`
+/// positions, and, while they fit in a memory budget, their raw lines themselves (so small
+/// inputs are read once; large ones are re-read from disk without parsing every line).
+#[derive(Debug, Default)]
+pub struct Revisit {
     locs: Vec<(u32, u64)>,
+    cache: Option<Vec<RawLine>>,
+    cached_bytes: u64,
+    budget: u64,
 }
 
-impl Locations {
-    /// Notes the location of the next document.
-    pub fn push(&mut self, file: u32, line: u64) {
+impl Revisit {
+    /// Keeps raw lines in memory until they pass `budget` bytes (0: never).
+    pub fn new(budget: u64) -> Revisit {
+        Revisit {
+            locs: Vec::new(),
+            cache: (budget > 0).then(Vec::new),
+            cached_bytes: 0,
+            budget,
+        }
+    }
+
+    /// Notes the next document: its position and its raw line.
+    pub fn push(&mut self, file: u32, line: u64, bytes: Vec<u8>) {
         self.locs.push((file, line));
+        if let Some(cache) = self.cache.as_mut() {
+            self.cached_bytes += bytes.len() as u64;
+            if self.cached_bytes > self.budget {
+                tracing::info!(
+                    "input passes the {} byte cache budget: later passes re-read it",
+                    self.budget
+                );
+                self.cache = None;
+            } else {
+                cache.push(RawLine { file, line, bytes });
+            }
+        }
     }
 
     /// Number of documents.
@@ -87,25 +113,37 @@ impl Locations {
         self.locs.is_empty()
     }
 
-    /// Re-reads `inputs` and calls `on_batch` with `(document index, raw line)` for every
-    /// line that was a record in the first pass (malformed and blank lines are skipped
-    /// without parsing). Fails if the input no longer has the same lines.
+    /// Whether the raw lines are held in memory.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Calls `on_batch(first, lines)` with consecutive runs of documents in order: `lines[k]`
+    /// is document `first + k`. Malformed and blank lines are skipped without parsing.
+    /// Fails if the input no longer has the same lines.
     pub fn rescan(
         &self,
         inputs: &InputSet,
-        mut on_batch: impl FnMut(Vec<(u32, crate::input::RawLine)>) -> Result<()>,
+        mut on_batch: impl FnMut(u32, &[RawLine]) -> Result<()>,
     ) -> Result<()> {
+        if let Some(cache) = &self.cache {
+            for (c, chunk) in cache.chunks(BATCH_LINES).enumerate() {
+                on_batch((c * BATCH_LINES) as u32, chunk)?;
+            }
+            return Ok(());
+        }
         let mut next = 0usize;
         for batch in inputs.batches(BATCH_LINES) {
             let batch = batch?;
+            let first = next;
             let mut docs = Vec::with_capacity(batch.lines.len());
             for raw in batch.lines {
                 if self.locs.get(next) == Some(&(raw.file, raw.line)) {
-                    docs.push((next as u32, raw));
+                    docs.push(raw);
                     next += 1;
                 }
             }
-            on_batch(docs)?;
+            on_batch(first as u32, &docs)?;
         }
         if next != self.locs.len() {
             return Err(crate::Error::Input {

@@ -97,6 +97,10 @@ pub struct DedupArgs {
     /// Skip exact dedup (near dedup still removes exact copies, as Jaccard 1).
     #[arg(long)]
     pub no_exact: bool,
+    /// Keep raw input lines in memory between passes up to this many MiB; a larger input
+    /// is re-read from disk (0: always re-read).
+    #[arg(long, default_value_t = 1024)]
+    pub cache_mib: u64,
 }
 
 pub fn run(args: &DataArgs) -> anyhow::Result<()> {
@@ -156,6 +160,7 @@ fn dedup(a: &DedupArgs) -> anyhow::Result<()> {
         }),
         compression: a.io.compression(),
         shard_bytes: a.io.shard_mib.max(1) << 20,
+        cache_bytes: a.cache_mib << 20,
     };
     let start = Instant::now();
     let report = hearth_data::dedup(&inputs, &a.io.output, &cfg, &BarProgress::default())
