@@ -10,7 +10,7 @@
 //! arithmetic, it runs 8 lanes wide where the CPU has AVX2 (checked at run time).
 
 use crate::error::{Error, Result};
-use crate::hash::{fmix64, fold, hash_bytes, SplitMix64};
+use crate::hash::{fmix64, hash_bytes, SplitMix64};
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -81,16 +81,22 @@ impl MinHasher {
         match self.shingle {
             Shingle::Words(n) => {
                 // Normalised text has single spaces and no other whitespace.
-                let words: Vec<u64> = normalized
-                    .as_bytes()
-                    .split(|&b| b == b' ')
-                    .filter(|w| !w.is_empty())
-                    .map(|w| hash_bytes(w, WORD_SEED))
-                    .collect();
+                let bytes = normalized.as_bytes();
+                let mut words = Vec::with_capacity(bytes.len() / 4);
+                let mut start = 0;
+                for end in memchr::memchr_iter(b' ', bytes).chain([bytes.len()]) {
+                    if end > start {
+                        words.push(hash_bytes(&bytes[start..end], WORD_SEED));
+                    }
+                    start = end + 1;
+                }
                 windows_hashed(&words, n, out);
             }
             Shingle::Chars(n) => {
-                let chars: Vec<u64> = normalized.chars().map(|c| u64::from(c as u32)).collect();
+                let chars: Vec<u64> = normalized
+                    .chars()
+                    .map(|c| fmix64(u64::from(c as u32) ^ WORD_SEED))
+                    .collect();
                 windows_hashed(&chars, n, out);
             }
         }
@@ -133,8 +139,14 @@ fn windows_hashed(units: &[u64], n: usize, out: &mut Vec<u64>) {
         return;
     }
     let n = n.min(units.len());
+    // Units are already well-mixed hashes (words) or distinct code points (characters,
+    // mixed first): a position-dependent rotation tells orders apart, and the finalizer
+    // mixes the combination.
     for w in units.windows(n) {
-        let h = w.iter().fold(SHINGLE_SEED, |h, &u| fold(h, u));
+        let h = w
+            .iter()
+            .enumerate()
+            .fold(SHINGLE_SEED, |h, (i, &u)| h ^ u.rotate_left(17 * i as u32 % 64));
         out.push(fmix64(h));
     }
 }

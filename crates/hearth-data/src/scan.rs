@@ -8,7 +8,7 @@ use crate::input::{InputSet, RawLine};
 use crate::record::{Fields, Malformed, Record};
 
 /// Lines per batch handed to the parallel parser.
-pub const BATCH_LINES: usize = 8192;
+pub const BATCH_LINES: usize = 1024;
 
 /// What a pass saw besides its records.
 #[derive(Debug, Default, Clone)]
