@@ -161,9 +161,16 @@ pub fn dedup(
     report.docs_in = stats.records;
     report.blank_lines = stats.blank;
     report.malformed = stats.malformed.len() as u64;
-    report.malformed_examples = stats.malformed.iter().take(20).map(|m| m.to_string()).collect();
+    report.malformed_examples = stats
+        .malformed
+        .iter()
+        .take(20)
+        .map(|m| m.to_string())
+        .collect();
     write_malformed(out_dir, &stats.malformed)?;
-    report.seconds.insert("signatures".into(), t.elapsed().as_secs_f64());
+    report
+        .seconds
+        .insert("signatures".into(), t.elapsed().as_secs_f64());
 
     let n = p1.keys.len();
     let mut uf = UnionFind::new(n);
@@ -181,28 +188,52 @@ pub fn dedup(
 
     if let Some((n_cfg, hasher, lsh)) = &near {
         let t = Instant::now();
-        let active: Vec<bool> = (0..n).map(|d| p1.has_shingles[d] && !exact_dup[d]).collect();
+        let active: Vec<bool> = (0..n)
+            .map(|d| p1.has_shingles[d] && !exact_dup[d])
+            .collect();
         let mut pairs = candidate_pairs(&p1.band_hashes, lsh.bands, &active);
         pairs.retain(|&(a, b)| uf.find(a) != uf.find(b));
         report.candidate_pairs = pairs.len() as u64;
-        report.seconds.insert("lsh".into(), t.elapsed().as_secs_f64());
+        report
+            .seconds
+            .insert("lsh".into(), t.elapsed().as_secs_f64());
 
         let t = Instant::now();
         progress.phase("dedup: verify", Some(n as u64));
-        let edges = verify(inputs, &p1.revisit, cfg, hasher, &pairs, n_cfg.threshold, progress)?;
+        let edges = verify(
+            inputs,
+            &p1.revisit,
+            cfg,
+            hasher,
+            &pairs,
+            n_cfg.threshold,
+            progress,
+        )?;
         progress.finish_phase();
         report.verified_pairs = edges.len() as u64;
         for (a, b) in edges {
             uf.union(a, b);
         }
-        report.seconds.insert("verify".into(), t.elapsed().as_secs_f64());
+        report
+            .seconds
+            .insert("verify".into(), t.elapsed().as_secs_f64());
     }
 
     let t = Instant::now();
     progress.phase("dedup: write", Some(n as u64));
-    write_kept(inputs, &p1.revisit, out_dir, cfg, &mut uf, &exact_dup, &mut report, progress)?;
+    write_kept(
+        inputs,
+        &p1.revisit,
+        out_dir,
+        cfg,
+        (&mut uf, &exact_dup),
+        &mut report,
+        progress,
+    )?;
     progress.finish_phase();
-    report.seconds.insert("write".into(), t.elapsed().as_secs_f64());
+    report
+        .seconds
+        .insert("write".into(), t.elapsed().as_secs_f64());
     let json = serde_json::to_vec_pretty(&report)?;
     write_atomic(&out_dir.join("report.json"), &json)?;
     Ok(report)
@@ -322,8 +353,7 @@ fn write_kept(
     revisit: &Revisit,
     out_dir: &Path,
     cfg: &DedupConfig,
-    uf: &mut UnionFind,
-    exact_dup: &[bool],
+    (uf, exact_dup): (&mut UnionFind, &[bool]),
     report: &mut DedupReport,
     progress: &dyn Progress,
 ) -> Result<()> {

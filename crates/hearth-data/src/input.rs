@@ -110,9 +110,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, "read directory", e))?;
         let path = entry.path();
-        let ty = entry
-            .file_type()
-            .map_err(|e| Error::io(&path, "stat", e))?;
+        let ty = entry.file_type().map_err(|e| Error::io(&path, "stat", e))?;
         if ty.is_dir() {
             walk(&path, out)?;
         } else if Compression::from_path(&path).is_some() {

@@ -75,9 +75,7 @@ impl LshParams {
     pub fn band_hashes(&self, sig: &[u32], out: &mut [u64]) {
         for (band, o) in out.iter_mut().enumerate().take(self.bands) {
             let rows = &sig[band * self.rows..(band + 1) * self.rows];
-            let h = rows
-                .iter()
-                .fold(band as u64, |h, &v| fold(h, u64::from(v)));
+            let h = rows.iter().fold(band as u64, |h, &v| fold(h, u64::from(v)));
             *o = fmix64(h);
         }
     }

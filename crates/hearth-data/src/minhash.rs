@@ -143,10 +143,9 @@ fn windows_hashed(units: &[u64], n: usize, out: &mut Vec<u64>) {
     // mixed first): a position-dependent rotation tells orders apart, and the finalizer
     // mixes the combination.
     for w in units.windows(n) {
-        let h = w
-            .iter()
-            .enumerate()
-            .fold(SHINGLE_SEED, |h, (i, &u)| h ^ u.rotate_left(17 * i as u32 % 64));
+        let h = w.iter().enumerate().fold(SHINGLE_SEED, |h, (i, &u)| {
+            h ^ u.rotate_left(17 * i as u32 % 64)
+        });
         out.push(fmix64(h));
     }
 }

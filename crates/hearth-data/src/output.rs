@@ -90,7 +90,10 @@ impl ShardWriter {
             self.open = Some(self.start_shard()?);
         }
         if let Some(shard) = self.open.as_mut() {
-            let r = shard.sink.write_all(json).and_then(|_| shard.sink.write_all(b"\n"));
+            let r = shard
+                .sink
+                .write_all(json)
+                .and_then(|_| shard.sink.write_all(b"\n"));
             r.map_err(|e| Error::io(&shard.tmp, "write", e))?;
             shard.bytes += json.len() as u64 + 1;
             self.records += 1;

@@ -222,9 +222,17 @@ mod tests {
         let e = parse(br#"{"text":3}"#).unwrap_err();
         assert!(e.problem.contains("not a string"), "{}", e.problem);
         let e = parse(b"{\"text\":\"a\xff\"}").unwrap_err();
-        assert!(e.problem.contains("invalid UTF-8 at byte 10"), "{}", e.problem);
+        assert!(
+            e.problem.contains("invalid UTF-8 at byte 10"),
+            "{}",
+            e.problem
+        );
         let e = parse(b"[1,2]").unwrap_err();
-        assert!(e.problem.contains("expected a JSON object"), "{}", e.problem);
+        assert!(
+            e.problem.contains("expected a JSON object"),
+            "{}",
+            e.problem
+        );
         let e = parse(br#"{"text":"a"} trailing"#).unwrap_err();
         assert!(e.problem.contains("trailing"), "{}", e.problem);
         assert!(e.to_string().starts_with("in.jsonl:7: bad JSON"));

@@ -10,6 +10,9 @@ use crate::record::{Fields, Malformed, Record};
 /// Lines per batch handed to the parallel parser.
 pub const BATCH_LINES: usize = 1024;
 
+/// A record with the `(file index, line)` it came from.
+pub type Located = (Record, (u32, u64));
+
 /// What a pass saw besides its records.
 #[derive(Debug, Default, Clone)]
 pub struct ScanStats {
@@ -27,7 +30,7 @@ pub struct ScanStats {
 pub fn scan(
     inputs: &InputSet,
     fields: &Fields,
-    mut on_batch: impl FnMut(u64, Vec<(Record, (u32, u64))>) -> Result<()>,
+    mut on_batch: impl FnMut(u64, Vec<Located>) -> Result<()>,
 ) -> Result<ScanStats> {
     let files = inputs.files();
     let mut stats = ScanStats::default();
@@ -38,7 +41,7 @@ pub fn scan(
             tracing::warn!("{m}");
             stats.malformed.push(m);
         }
-        let parsed: Vec<std::result::Result<(Record, (u32, u64)), Malformed>> = batch
+        let parsed: Vec<std::result::Result<Located, Malformed>> = batch
             .lines
             .into_par_iter()
             .map(|raw| {
