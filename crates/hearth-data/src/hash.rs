@@ -38,6 +38,23 @@ pub fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     fmix64(h)
 }
 
+/// [`hash_bytes`] of `buf[start..end]`, faster for words of at most 8 bytes: when 8 bytes
+/// from `start` lie inside `buf`, they are read at once and masked to the word.
+#[inline]
+pub fn hash_word_in(buf: &[u8], start: usize, end: usize, seed: u64) -> u64 {
+    let len = end - start;
+    if (1..=8).contains(&len) {
+        if let Some(chunk) = buf.get(start..start + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let v = u64::from_le_bytes(w) & (u64::MAX >> (64 - 8 * len as u32));
+            let h = fold(seed, (len as u64).wrapping_mul(K));
+            return fmix64(fold(h, v));
+        }
+    }
+    hash_bytes(&buf[start..end], seed)
+}
+
 /// SplitMix64: a stream of well-mixed values from one seed (for hash parameters).
 pub struct SplitMix64(pub u64);
 
@@ -62,5 +79,13 @@ mod tests {
         assert_ne!(hash_bytes(b"hello world", 1), hash_bytes(b"hello world", 2));
         assert_ne!(hash_bytes(b"a", 0), hash_bytes(b"a\0", 0));
         assert_ne!(hash_bytes(b"", 0), hash_bytes(b"\0", 0));
+        let buf = b"one three eightchr ninechars. tail";
+        for (s, e) in [(0, 3), (4, 9), (10, 18), (19, 29), (30, 34), (31, 34)] {
+            assert_eq!(
+                hash_word_in(buf, s, e, 7),
+                hash_bytes(&buf[s..e], 7),
+                "{s}..{e}"
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! arithmetic, it runs 8 lanes wide where the CPU has AVX2 (checked at run time).
 
 use crate::error::{Error, Result};
-use crate::hash::{fmix64, hash_bytes, SplitMix64};
+use crate::hash::{fmix64, hash_word_in, SplitMix64};
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,7 +86,7 @@ impl MinHasher {
                 let mut start = 0;
                 for end in memchr::memchr_iter(b' ', bytes).chain([bytes.len()]) {
                     if end > start {
-                        words.push(hash_bytes(&bytes[start..end], WORD_SEED));
+                        words.push(hash_word_in(bytes, start, end, WORD_SEED));
                     }
                     start = end + 1;
                 }
