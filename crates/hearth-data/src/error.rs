@@ -35,6 +35,14 @@ pub enum Error {
         /// What is wrong with its value.
         what: String,
     },
+    /// A configuration file could not be read.
+    #[error("{path}: {what}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// A record could not be serialized back to JSON.
     #[error("serializing a record: {0}")]
     Json(#[from] serde_json::Error),

@@ -11,6 +11,7 @@
 //! with their size.
 
 mod dedup;
+mod domains;
 mod error;
 mod hash;
 mod input;
@@ -19,11 +20,13 @@ mod minhash;
 mod normalize;
 mod output;
 mod progress;
+mod quality;
 mod record;
 mod scan;
 mod union_find;
 
 pub use dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
+pub use domains::{DomainClassifier, DomainConfig, DomainList, DomainScore};
 pub use error::{Error, Result};
 pub use hash::hash_bytes;
 pub use input::{open_reader, Batches, Compression, InputSet, LineBatch, RawLine};
@@ -32,6 +35,7 @@ pub use minhash::{jaccard, MinHasher, Shingle};
 pub use normalize::{exact_key, normalize};
 pub use output::{write_atomic, ShardSpec, ShardWriter};
 pub use progress::{NoProgress, Progress};
+pub use quality::{QualityConfig, QUALITY_RULES};
 pub use record::{Fields, Malformed, Record};
 pub use scan::{scan, Revisit, ScanStats, BATCH_LINES};
 pub use union_find::UnionFind;
