@@ -23,6 +23,7 @@ use crate::output::{write_atomic, ShardSpec, ShardWriter};
 use crate::progress::Progress;
 use crate::record::{Fields, Malformed};
 use crate::scan::{scan, Revisit};
+use crate::stage::write_malformed;
 use crate::union_find::UnionFind;
 
 /// Near-duplicate settings.
@@ -419,16 +420,6 @@ fn reparse_error(m: Malformed) -> Error {
             m.line, m.problem
         ),
     }
-}
-
-fn write_malformed(out_dir: &Path, malformed: &[Malformed]) -> Result<()> {
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, "create", e))?;
-    let mut buf = Vec::new();
-    for m in malformed {
-        serde_json::to_writer(&mut buf, m)?;
-        buf.push(b'\n');
-    }
-    write_atomic(&out_dir.join("malformed.jsonl"), &buf)
 }
 
 /// Removes shards (and their temporaries) named `{prefix}-*.jsonl*` left in `dir` by an

@@ -23,6 +23,8 @@ mod progress;
 mod quality;
 mod record;
 mod scan;
+mod stage;
+mod stages;
 mod union_find;
 
 pub use dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
@@ -38,4 +40,6 @@ pub use progress::{NoProgress, Progress};
 pub use quality::{QualityConfig, QUALITY_RULES};
 pub use record::{Fields, Malformed, Record};
 pub use scan::{scan, Revisit, ScanStats, BATCH_LINES};
+pub use stage::{run_stage, Stage, StageOutput, StageReport, Verdict};
+pub use stages::{DomainStage, QualityFilter};
 pub use union_find::UnionFind;
