@@ -43,6 +43,9 @@ pub enum Error {
         /// What is wrong with it.
         what: String,
     },
+    /// The scorer (a language model, provided by the caller) failed.
+    #[error("scoring failed: {0}")]
+    Scorer(String),
     /// A record could not be serialized back to JSON.
     #[error("serializing a record: {0}")]
     Json(#[from] serde_json::Error),

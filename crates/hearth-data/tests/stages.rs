@@ -154,3 +154,41 @@ fn classifier_routes_each_document_to_its_domains() {
         .unwrap()
         .contains("\"lang\":\"x\",\"domains\":{\"medical\":"));
 }
+
+#[test]
+fn redaction_replaces_personal_data_and_counts_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write(
+        tmp.path(),
+        &[
+            (
+                "mail",
+                "Write to jane.doe@example.com or call +1 415 555 0132 today.".into(),
+            ),
+            ("clean", "Nothing personal in this sentence.".into()),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let inputs = InputSet::discover(&input).unwrap();
+    let stage = hearth_data::PiiRedactor::new(hearth_guard::Operator::Placeholder).unwrap();
+    let report = run_stage(
+        &inputs,
+        &Fields::default(),
+        &stage,
+        &output(&out),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.kept, 2);
+    assert_eq!(report.reasons["pii:EMAIL"], 1);
+    let kept = lines(&out.join("kept"));
+    let text = kept[0]["text"].as_str().unwrap();
+    assert!(
+        !text.contains("jane.doe@example.com") && text.contains("<EMAIL_1>"),
+        "{text}"
+    );
+    assert_eq!(kept[0]["pii"]["EMAIL"], 1);
+    assert_eq!(kept[0]["lang"], "x");
+    assert_eq!(kept[1]["text"], "Nothing personal in this sentence.");
+    assert!(hearth_data::PiiRedactor::new(hearth_guard::Operator::Pseudonymize).is_err());
+}

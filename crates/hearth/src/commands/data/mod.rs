@@ -1,14 +1,16 @@
-//! `hearth data ...`: build clean training sets (dedup today; see hearth-data).
+//! `hearth data ...`: build clean training sets (see hearth-data): dedup, quality filter,
+//! domain classification, perplexity filter, PII redaction.
+
+mod dedup;
+mod scorer;
+mod stages;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use hearth_data::{
-    Compression, DedupConfig, DedupReport, Fields, InputSet, LshParams, NearDedupConfig, Progress,
-    Shingle,
-};
+use hearth_data::{Compression, Fields, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Flags of `hearth data`.
@@ -22,7 +24,15 @@ pub struct DataArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum DataCommand {
     /// Remove exact and near duplicates (MinHash-LSH, verified by exact Jaccard).
-    Dedup(DedupArgs),
+    Dedup(dedup::DedupArgs),
+    /// Drop documents failing Gopher/C4-style quality rules (each rule counted).
+    Filter(stages::FilterArgs),
+    /// Label documents with domains (keyword lists) and route them to per-domain outputs.
+    Classify(stages::ClassifyArgs),
+    /// Score documents with a language model and keep those under a perplexity threshold.
+    Perplexity(stages::PerplexityArgs),
+    /// Redact personal data and secrets in the text field (hearth-guard).
+    Redact(stages::RedactArgs),
 }
 
 /// Where records come from and which fields they use.
@@ -65,51 +75,17 @@ pub enum OutCompression {
     Zstd,
 }
 
-/// Flags of `hearth data dedup`.
-#[derive(clap::Args, Debug)]
-pub struct DedupArgs {
-    #[command(flatten)]
-    pub io: IoArgs,
-    /// Shingle size (words, or characters with --char-shingles).
-    #[arg(long, default_value_t = 5)]
-    pub ngram: usize,
-    /// Shingle on characters instead of words.
-    #[arg(long)]
-    pub char_shingles: bool,
-    /// Number of MinHash permutations.
-    #[arg(long, default_value_t = 128)]
-    pub num_perm: usize,
-    /// Minimum exact Jaccard similarity of near duplicates.
-    #[arg(long, default_value_t = 0.8)]
-    pub threshold: f64,
-    /// LSH bands (with --rows; default: chosen from the threshold, favouring recall).
-    #[arg(long, requires = "rows")]
-    pub bands: Option<usize>,
-    /// LSH rows per band (with --bands).
-    #[arg(long, requires = "bands")]
-    pub rows: Option<usize>,
-    /// Seed of the MinHash functions.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Only exact dedup (normalised text), no MinHash.
-    #[arg(long, conflicts_with = "no_exact")]
-    pub exact_only: bool,
-    /// Skip exact dedup (near dedup still removes exact copies, as Jaccard 1).
-    #[arg(long)]
-    pub no_exact: bool,
-    /// Keep raw input lines in memory between passes up to this many MiB; a larger input
-    /// is re-read from disk (0: always re-read).
-    #[arg(long, default_value_t = 1024)]
-    pub cache_mib: u64,
-}
-
 pub fn run(args: &DataArgs) -> anyhow::Result<()> {
     match &args.command {
-        DataCommand::Dedup(a) => dedup(a),
+        DataCommand::Dedup(a) => dedup::run(a),
+        DataCommand::Filter(a) => stages::filter(a),
+        DataCommand::Classify(a) => stages::classify(a),
+        DataCommand::Perplexity(a) => stages::perplexity(a),
+        DataCommand::Redact(a) => stages::redact(a),
     }
 }
 
-fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+pub(crate) fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()
@@ -121,14 +97,14 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 }
 
 impl IoArgs {
-    fn fields(&self) -> Fields {
+    pub(crate) fn fields(&self) -> Fields {
         Fields {
             text: self.text_field.clone(),
             id: self.id_field.clone(),
         }
     }
 
-    fn compression(&self) -> Compression {
+    pub(crate) fn compression(&self) -> Compression {
         match self.compression {
             OutCompression::None => Compression::None,
             OutCompression::Gzip => Compression::Gzip,
@@ -137,66 +113,9 @@ impl IoArgs {
     }
 }
 
-fn dedup(a: &DedupArgs) -> anyhow::Result<()> {
-    set_threads(a.io.threads)?;
-    let inputs = InputSet::discover(&a.io.input)?;
-    let lsh = match (a.bands, a.rows) {
-        (Some(b), Some(r)) => Some(LshParams::new(b, r, a.num_perm)?),
-        _ => None,
-    };
-    let cfg = DedupConfig {
-        fields: a.io.fields(),
-        exact: !a.no_exact,
-        near: (!a.exact_only).then(|| NearDedupConfig {
-            shingle: if a.char_shingles {
-                Shingle::Chars(a.ngram)
-            } else {
-                Shingle::Words(a.ngram)
-            },
-            num_perm: a.num_perm,
-            threshold: a.threshold,
-            lsh,
-            seed: a.seed,
-        }),
-        compression: a.io.compression(),
-        shard_bytes: a.io.shard_mib.max(1) << 20,
-        cache_bytes: a.cache_mib << 20,
-    };
-    let start = Instant::now();
-    let report = hearth_data::dedup(&inputs, &a.io.output, &cfg, &BarProgress::default())
-        .with_context(|| format!("dedup of {}", a.io.input.display()))?;
-    let secs = start.elapsed().as_secs_f64();
-    if a.io.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_dedup_table(&report, secs);
-    }
-    Ok(())
-}
-
-fn print_dedup_table(r: &DedupReport, secs: f64) {
-    let row = |k: &str, v: String| println!("{k:<24} {v:>12}");
-    row("documents in", r.docs_in.to_string());
-    row("kept", r.kept.to_string());
-    row("removed (exact)", r.removed_exact.to_string());
-    row("removed (near)", r.removed_near.to_string());
-    row("malformed lines", r.malformed.to_string());
-    row("clusters (size >= 2)", r.clusters.to_string());
-    if let Some(l) = r.lsh {
-        row("lsh bands x rows", format!("{} x {}", l.bands, l.rows));
-        row("candidate pairs", r.candidate_pairs.to_string());
-        row("verified pairs", r.verified_pairs.to_string());
-    }
-    row("seconds", format!("{secs:.3}"));
-    row("documents / s", format!("{:.0}", r.docs_in as f64 / secs.max(1e-9)));
-    for m in &r.malformed_examples {
-        eprintln!("malformed: {m}");
-    }
-}
-
 /// [`Progress`] drawn with indicatif on stderr, one bar per phase.
 #[derive(Default)]
-struct BarProgress {
+pub(crate) struct BarProgress {
     bar: Mutex<Option<ProgressBar>>,
 }
 
