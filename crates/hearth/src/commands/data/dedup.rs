@@ -96,9 +96,11 @@ fn print_dedup_table(r: &DedupReport, secs: f64) {
         row("verified pairs", r.verified_pairs.to_string());
     }
     row("seconds", format!("{secs:.3}"));
-    row("documents / s", format!("{:.0}", r.docs_in as f64 / secs.max(1e-9)));
+    row(
+        "documents / s",
+        format!("{:.0}", r.docs_in as f64 / secs.max(1e-9)),
+    );
     for m in &r.malformed_examples {
         eprintln!("malformed: {m}");
     }
 }
-
