@@ -55,7 +55,7 @@ pub fn run(a: &DedupArgs) -> anyhow::Result<()> {
     let cfg = DedupConfig {
         fields: a.io.fields(),
         exact: !a.no_exact,
-        near: (!a.exact_only).then(|| NearDedupConfig {
+        near: (!a.exact_only).then_some(NearDedupConfig {
             shingle: if a.char_shingles {
                 Shingle::Chars(a.ngram)
             } else {
