@@ -10,6 +10,7 @@
 //! are the same for any thread count and memory grows with the number of documents, not
 //! with their size.
 
+mod chain;
 mod dedup;
 mod domains;
 mod error;
@@ -21,6 +22,7 @@ mod normalize;
 mod output;
 mod perplexity;
 mod pii;
+mod pipeline;
 mod progress;
 mod quality;
 mod record;
@@ -29,6 +31,7 @@ mod stage;
 mod stages;
 mod union_find;
 
+pub use chain::Chain;
 pub use dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
 pub use domains::{DomainClassifier, DomainConfig, DomainList, DomainScore};
 pub use error::{Error, Result};
@@ -40,6 +43,7 @@ pub use normalize::{exact_key, normalize};
 pub use output::{write_atomic, ShardSpec, ShardWriter};
 pub use perplexity::{PerplexityFilter, Scorer};
 pub use pii::PiiRedactor;
+pub use pipeline::{Pipeline, PipelineConfig, PipelineReport, StageConfig};
 pub use progress::{NoProgress, Progress};
 pub use quality::{QualityConfig, QUALITY_RULES};
 pub use record::{Fields, Malformed, Record};

@@ -63,7 +63,7 @@ impl Stage for PiiRedactor {
                 for f in &findings {
                     *counts.entry(f.kind.label()).or_default() += 1;
                 }
-                let reasons = counts.keys().map(|k| format!("pii:{k}")).collect();
+                let reasons = counts.keys().map(|k| k.to_string()).collect();
                 let field: serde_json::Map<String, Value> = counts
                     .into_iter()
                     .map(|(k, n)| (k.to_string(), Value::from(n)))
