@@ -31,7 +31,7 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Find or redact personal data and secrets in a text file, line by line.
     Guard(commands::guard::GuardArgs),
-    /// Build clean training sets: dedup (more stages to come).
+    /// Build clean training sets: dedup, quality, domains, perplexity, PII, pipelines.
     Data(commands::data::DataArgs),
 }
 

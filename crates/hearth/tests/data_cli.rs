@@ -198,3 +198,66 @@ fn perplexity_filter_matches_hearth_perplexity_and_drops_shuffled_text() {
     assert!(kept[0]["ppl"].as_f64().unwrap() < 20.0);
     assert!(dropped[0]["ppl"].as_f64().unwrap() > 100.0);
 }
+
+#[test]
+fn run_pipeline_in_shards_equals_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for f in 0..3 {
+        let docs: Vec<(String, String)> = (0..5)
+            .map(|i| {
+                let text = format!(
+                    "Document {i} of file {f} talks about the patient, the diagnosis and the \
+                     treatment in the hospital. Contact nurse{i}@example.org for the results."
+                );
+                (format!("f{f}-{i}"), text)
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = docs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        jsonl(&input, &format!("p{f}.jsonl"), &refs, "");
+    }
+    let toml = |out: &str| {
+        let p = dir.path().join(format!("{out}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "input = \"in\"\noutput = \"{out}\"\n[[stages]]\nkind = \"redact\"\n\
+                 [[stages]]\nkind = \"domains\"\n[[stages]]\nkind = \"dedup\"\n"
+            ),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let whole = toml("whole");
+    let o = hearth(&["data", "run", &whole, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["stages"]["docs_in"], 15);
+    assert_eq!(report["stages"]["routes"]["medical"], 15);
+
+    let sharded = toml("sharded");
+    for s in ["1/2", "0/2"] {
+        let o = hearth(&["data", "run", &sharded, "--shard", s]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = hearth(&["data", "run", &sharded, "--merge"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("documents in"));
+    for rel in [
+        "kept/part-00000.jsonl",
+        "routes/medical/part-00000.jsonl",
+        "dedup/kept/part-00000.jsonl",
+        "dedup/clusters.jsonl",
+    ] {
+        let a = std::fs::read(dir.path().join("whole").join(rel)).unwrap();
+        let b = std::fs::read(dir.path().join("sharded").join(rel)).unwrap();
+        assert_eq!(a, b, "{rel}");
+    }
+    let kept =
+        std::fs::read_to_string(dir.path().join("whole/dedup/kept/part-00000.jsonl")).unwrap();
+    assert!(!kept.contains("@example.org"));
+    let o = hearth(&["data", "run", &sharded, "--shard", "2/2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 <= I < N"));
+}

@@ -2,6 +2,7 @@
 //! domain classification, perplexity filter, PII redaction.
 
 mod dedup;
+mod run;
 mod scorer;
 mod stages;
 
@@ -33,6 +34,8 @@ pub enum DataCommand {
     Perplexity(stages::PerplexityArgs),
     /// Redact personal data and secrets in the text field (hearth-guard).
     Redact(stages::RedactArgs),
+    /// Run a pipeline file (whole, one `--shard i/N` worker, or the `--merge` step).
+    Run(run::RunArgs),
 }
 
 /// Where records come from and which fields they use.
@@ -82,6 +85,7 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
         DataCommand::Classify(a) => stages::classify(a),
         DataCommand::Perplexity(a) => stages::perplexity(a),
         DataCommand::Redact(a) => stages::redact(a),
+        DataCommand::Run(a) => run::run(a),
     }
 }
 
