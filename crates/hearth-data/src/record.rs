@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::input::RawLine;
@@ -44,16 +45,69 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record with `key` set to `value`, keeping every other field in its place
-    /// (a new key goes last).
+    /// The record with `key` set to `value` (see [`Record::raw_with`]).
     pub fn with_field(&self, key: &str, value: Value) -> crate::Result<Record> {
-        let mut obj: serde_json::Map<String, Value> = serde_json::from_slice(&self.raw)?;
-        obj.insert(key.to_string(), value);
         Ok(Record {
-            raw: serde_json::to_vec(&obj)?,
+            raw: self.raw_with(&[(key, &value)])?,
             text: self.text.clone(),
             id: self.id.clone(),
         })
+    }
+
+    /// The raw line with `set` applied: a key the object has gets the new value in its
+    /// place, a new key goes last, and every other member keeps its exact bytes.
+    pub fn raw_with(&self, set: &[(&str, &Value)]) -> crate::Result<Vec<u8>> {
+        let members: Members = serde_json::from_slice(&self.raw)?;
+        let mut out = Vec::with_capacity(self.raw.len() + 64);
+        out.push(b'{');
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+        };
+        for (key, raw) in &members.0 {
+            sep(&mut out);
+            serde_json::to_writer(&mut out, key.as_ref())?;
+            out.push(b':');
+            match set.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => serde_json::to_writer(&mut out, v)?,
+                None => out.extend_from_slice(raw.get().as_bytes()),
+            }
+        }
+        for (k, v) in set {
+            if !members.0.iter().any(|(key, _)| key == k) {
+                sep(&mut out);
+                serde_json::to_writer(&mut out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut out, v)?;
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// An object's members in order, each value as its raw JSON text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -243,5 +297,17 @@ mod tests {
         let r = parse(br#"{"z":1,"text":"t","a":2}"#).unwrap();
         let r2 = r.with_field("ppl", serde_json::json!(12.5)).unwrap();
         assert_eq!(r2.raw, br#"{"z":1,"text":"t","a":2,"ppl":12.5}"#.to_vec());
+    }
+
+    #[test]
+    fn raw_with_replaces_in_place_and_keeps_other_bytes() {
+        let r = parse(br#"{"z": 1.50, "text":"t\u00e9", "m":{"k" : [1, 2]}}"#).unwrap();
+        let t = Value::from("new");
+        let n = Value::from(3);
+        let out = r.raw_with(&[("text", &t), ("n", &n)]).unwrap();
+        assert_eq!(
+            out,
+            br#"{"z":1.50,"text":"new","m":{"k" : [1, 2]},"n":3}"#.to_vec()
+        );
     }
 }

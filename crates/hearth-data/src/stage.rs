@@ -197,17 +197,17 @@ fn output_line(r: &Record, v: &Verdict, fields: &Fields) -> Result<Vec<u8>> {
     if v.fields.is_empty() && v.text.is_none() && v.keep {
         return Ok(r.raw.clone());
     }
-    let mut obj: serde_json::Map<String, Value> = serde_json::from_slice(&r.raw)?;
-    if let Some(t) = &v.text {
-        obj.insert(fields.text.clone(), Value::String(t.clone()));
+    let text = v.text.as_ref().map(|t| Value::String(t.clone()));
+    let reasons = (!v.keep).then(|| serde_json::json!(v.reasons));
+    let mut set: Vec<(&str, &Value)> = Vec::new();
+    if let Some(t) = &text {
+        set.push((fields.text.as_str(), t));
     }
-    for (k, val) in &v.fields {
-        obj.insert(k.clone(), val.clone());
+    set.extend(v.fields.iter().map(|(k, val)| (k.as_str(), val)));
+    if let Some(reasons) = &reasons {
+        set.push(("drop_reasons", reasons));
     }
-    if !v.keep {
-        obj.insert("drop_reasons".into(), serde_json::json!(v.reasons));
-    }
-    Ok(serde_json::to_vec(&obj)?)
+    r.raw_with(&set)
 }
 
 /// A route name usable as a directory name.
