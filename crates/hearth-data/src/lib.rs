@@ -1,5 +1,8 @@
-//! Build clean training sets from JSONL: readers and writers (plain, gzip, zstd), exact
-//! dedup on normalised text and MinHash-LSH near-dedup with verified candidates.
+//! Build clean training sets from JSONL: readers and writers (plain, gzip, zstd; sharded
+//! output written under temporary names), exact dedup on normalised text and MinHash-LSH
+//! near-dedup with verified candidates, Gopher/C4 quality rules, keyword domain
+//! classification, PII redaction (hearth-guard), perplexity filtering through the
+//! [`Scorer`] trait, and TOML pipelines run by `--shard i/N` workers plus a merge step.
 //!
 //! Must never depend on the model stack: stages that need a language model take it through
 //! a trait the caller implements, so this crate builds and tests without one.
