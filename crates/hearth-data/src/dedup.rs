@@ -117,6 +117,15 @@ pub struct DedupReport {
     pub shards: Vec<PathBuf>,
 }
 
+/// One line of `clusters.jsonl`.
+#[derive(serde::Serialize)]
+struct ClusterLine<'a> {
+    cluster: usize,
+    size: usize,
+    kept: &'a str,
+    members: &'a [String],
+}
+
 /// Per-document state of pass 1.
 struct Pass1 {
     revisit: Revisit,
@@ -402,9 +411,12 @@ fn write_kept(
     let mut lines = Vec::new();
     for (cluster, ids) in members.values().enumerate() {
         *report.cluster_sizes.entry(ids.len() as u64).or_default() += 1;
-        let line = serde_json::json!({
-            "cluster": cluster, "size": ids.len(), "kept": ids[0], "members": ids,
-        });
+        let line = ClusterLine {
+            cluster,
+            size: ids.len(),
+            kept: &ids[0],
+            members: ids,
+        };
         serde_json::to_writer(&mut lines, &line)?;
         lines.push(b'\n');
     }

@@ -44,7 +44,7 @@ pub use lsh::{candidate_pairs, LshParams};
 pub use minhash::{jaccard, MinHasher, Shingle};
 pub use normalize::{exact_key, normalize};
 pub use output::{write_atomic, ShardSpec, ShardWriter};
-pub use perplexity::{PerplexityFilter, Scorer};
+pub use perplexity::{percentile, FieldThreshold, PerplexityFilter, Scorer};
 pub use pii::PiiRedactor;
 pub use pipeline::{Pipeline, PipelineConfig, PipelineReport, StageConfig};
 pub use progress::{NoProgress, Progress};

@@ -64,6 +64,54 @@ impl Stage for PerplexityFilter<'_> {
     }
 }
 
+/// Keeps records whose numeric `field` is at most `max`: the second step of a percentile
+/// cut, after a scoring pass wrote the scores. Records without a number there are dropped
+/// with reason `no_FIELD`.
+pub struct FieldThreshold {
+    /// The field holding the score.
+    pub field: String,
+    /// Keep at or under this.
+    pub max: f64,
+}
+
+impl Stage for FieldThreshold {
+    fn name(&self) -> &str {
+        "threshold"
+    }
+
+    fn judge(&self, records: &[Record]) -> Result<Vec<Verdict>> {
+        records
+            .iter()
+            .map(|r| {
+                let v: Value = serde_json::from_slice(&r.raw)?;
+                let x = v.get(&self.field).and_then(Value::as_f64);
+                let (keep, reasons) = match x {
+                    Some(x) if x <= self.max => (true, Vec::new()),
+                    Some(_) => (false, vec![format!("{}_above_cutoff", self.field)]),
+                    None => (false, vec![format!("no_{}", self.field)]),
+                };
+                Ok(Verdict {
+                    keep,
+                    reasons,
+                    value: x,
+                    ..Verdict::default()
+                })
+            })
+            .collect()
+    }
+}
+
+/// The nearest-rank `p`-th percentile (0–100) of the finite `values`, or `None` if none.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p.clamp(0.0, 100.0) / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +140,35 @@ mod tests {
             text: text.into(),
             id: String::new(),
         }
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v = [5.0, 1.0, 4.0, 2.0, 3.0, f64::NAN];
+        assert_eq!(percentile(&v, 40.0), Some(2.0));
+        assert_eq!(percentile(&v, 100.0), Some(5.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn field_threshold_reads_the_written_score() {
+        let mut a = rec("a");
+        a.raw = br#"{"text":"a","ppl":12.0}"#.to_vec();
+        let mut b = rec("b");
+        b.raw = br#"{"text":"b","ppl":30.0}"#.to_vec();
+        let mut c = rec("c");
+        c.raw = br#"{"text":"c","ppl":null}"#.to_vec();
+        let t = FieldThreshold {
+            field: "ppl".into(),
+            max: 20.0,
+        };
+        let v = t.judge(&[a, b, c]).unwrap();
+        assert_eq!(
+            v.iter().map(|v| v.keep).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert_eq!(v[2].reasons, ["no_ppl"]);
     }
 
     #[test]

@@ -197,6 +197,28 @@ fn perplexity_filter_matches_hearth_perplexity_and_drops_shuffled_text() {
     }
     assert!(kept[0]["ppl"].as_f64().unwrap() < 20.0);
     assert!(dropped[0]["ppl"].as_f64().unwrap() > 100.0);
+
+    // The same split by percentile: the better half of two documents is the fluent one.
+    let out = dir.path().join("pct");
+    let o = hearth(&[
+        "data",
+        "perplexity",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        model,
+        "--ctx",
+        "32",
+        "--keep-percentile",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kept = records(&out.join("kept"));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], "fluent");
+    assert_eq!(records(&out.join("scored/kept")).len(), 2);
 }
 
 #[test]

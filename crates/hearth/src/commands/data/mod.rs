@@ -39,7 +39,7 @@ pub enum DataCommand {
 }
 
 /// Where records come from and which fields they use.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct IoArgs {
     /// A .jsonl / .jsonl.gz / .jsonl.zst file, or a directory of them (read in sorted order).
     #[arg(long, short = 'i')]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use hearth_data::{
-    run_stage, DomainClassifier, DomainConfig, DomainStage, InputSet, PerplexityFilter,
-    PiiRedactor, QualityConfig, QualityFilter, Stage, StageOutput, StageReport,
+    run_stage, DomainClassifier, DomainConfig, DomainStage, FieldThreshold, InputSet,
+    PerplexityFilter, PiiRedactor, QualityConfig, QualityFilter, Stage, StageOutput, StageReport,
 };
 use hearth_guard::Operator;
 
@@ -44,8 +44,12 @@ pub struct PerplexityArgs {
     #[arg(long, short = 'm', default_value = crate::commands::DEFAULT_MODEL)]
     pub model: String,
     /// Keep documents whose perplexity is at most this (default: keep every scored one).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep_percentile")]
     pub max_ppl: Option<f32>,
+    /// Keep the P% of scored documents with the lowest perplexity: scores go to
+    /// DIR/scored first, then DIR/kept and DIR/dropped split them at the cutoff.
+    #[arg(long, value_name = "P")]
+    pub keep_percentile: Option<f64>,
     /// Tokens per chunk (as `hearth perplexity --ctx`); shorter documents are one chunk.
     #[arg(long, default_value_t = 512)]
     pub ctx: usize,
@@ -117,7 +121,56 @@ pub fn perplexity(a: &PerplexityArgs) -> anyhow::Result<()> {
         field: a.field.clone(),
     };
     // The model load set up the thread pool already.
-    run_stage_and_print(&a.io, &stage)
+    let Some(p) = a.keep_percentile else {
+        return run_stage_and_print(&a.io, &stage);
+    };
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&p),
+        "--keep-percentile must be in 0..=100"
+    );
+    let scored = a.io.output.join("scored");
+    let first = IoArgs {
+        output: scored.clone(),
+        json: false,
+        ..a.io.clone()
+    };
+    let inputs = InputSet::discover(&first.input)?;
+    let out = stage_output(&first);
+    run_stage(
+        &inputs,
+        &first.fields(),
+        &stage,
+        &out,
+        &BarProgress::default(),
+    )?;
+    let kept = InputSet::discover(&scored.join("kept"))?;
+    let mut values = Vec::new();
+    hearth_data::scan(&kept, &a.io.fields(), |_, batch| {
+        for (r, _) in batch {
+            let v: serde_json::Value = serde_json::from_slice(&r.raw)?;
+            values.extend(v.get(&a.field).and_then(serde_json::Value::as_f64));
+        }
+        Ok(())
+    })?;
+    let cutoff = hearth_data::percentile(&values, p).context("no document could be scored")?;
+    eprintln!("perplexity cutoff at the {p}th percentile: {cutoff:.4}");
+    let second = IoArgs {
+        input: scored.join("kept"),
+        ..a.io.clone()
+    };
+    let threshold = FieldThreshold {
+        field: a.field.clone(),
+        max: cutoff,
+    };
+    run_stage_and_print(&second, &threshold)
+}
+
+fn stage_output(io: &IoArgs) -> StageOutput {
+    StageOutput {
+        dir: io.output.clone(),
+        compression: io.compression(),
+        shard_bytes: io.shard_mib.max(1) << 20,
+    }
 }
 
 pub fn redact(a: &RedactArgs) -> anyhow::Result<()> {
@@ -148,11 +201,7 @@ fn run(io: &IoArgs, stage: &dyn Stage) -> anyhow::Result<()> {
 
 fn run_stage_and_print(io: &IoArgs, stage: &dyn Stage) -> anyhow::Result<()> {
     let inputs = InputSet::discover(&io.input)?;
-    let out = StageOutput {
-        dir: io.output.clone(),
-        compression: io.compression(),
-        shard_bytes: io.shard_mib.max(1) << 20,
-    };
+    let out = stage_output(io);
     let report = run_stage(&inputs, &io.fields(), stage, &out, &BarProgress::default())
         .with_context(|| format!("{} of {}", stage.name(), io.input.display()))?;
     if io.json {
