@@ -35,6 +35,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Manage API keys and see their usage.
     Keys(commands::keys::KeysArgs),
+    /// Build clean training sets: dedup, quality, domains, perplexity, PII, pipelines.
+    Data(commands::data::DataArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Guard(a) => commands::guard::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Keys(a) => commands::keys::run(a),
+        Command::Data(a) => commands::data::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_serve;
 pub mod chat;
+pub mod data;
 pub mod generate;
 pub mod guard;
 pub mod guard_eval;

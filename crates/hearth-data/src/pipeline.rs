@@ -1,0 +1,512 @@
+//! Pipelines from a TOML file: record stages run per input file by `--shard i/N` workers
+//! (any number, on any machines sharing the output directory), then a merge step that
+//! concatenates the per-file outputs in input order and runs dedup over the whole.
+//!
+//! ```toml
+//! input = "raw/"            # a file or a directory (relative to this file)
+//! output = "clean/"
+//! [[stages]]
+//! kind = "quality"          # QualityConfig fields may follow
+//! [[stages]]
+//! kind = "domains"          # lists = "domains.toml" (default: built-in lists)
+//! [[stages]]
+//! kind = "redact"           # operator = "placeholder" | "mask"
+//! [[stages]]
+//! kind = "dedup"            # must be last: runs in the merge step
+//! threshold = 0.8
+//! ```
+//!
+//! The unit of work is one input file: worker `i` takes files `i, i+N, i+2N, ...` and
+//! writes `OUT/work/file-NNNNN/`, marked `DONE` only when complete, so a rerun skips
+//! finished files and redoes interrupted ones. Since each file's output depends only on
+//! that file, and the merge reads files in input order, the result is byte-identical for
+//! any `N`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::chain::Chain;
+use crate::dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
+use crate::domains::{DomainClassifier, DomainConfig};
+use crate::error::{Error, Result};
+use crate::input::{open_reader, Compression, InputSet};
+use crate::minhash::Shingle;
+use crate::output::{write_atomic, ShardSpec, ShardWriter};
+use crate::perplexity::{PerplexityFilter, Scorer};
+use crate::pii::PiiRedactor;
+use crate::progress::Progress;
+use crate::quality::QualityConfig;
+use crate::record::Fields;
+use crate::stage::{run_stage, Stage, StageOutput, StageReport};
+use crate::stages::{DomainStage, QualityFilter};
+
+/// A pipeline file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Input file or directory (relative to the pipeline file).
+    pub input: PathBuf,
+    /// Output directory (relative to the pipeline file).
+    pub output: PathBuf,
+    /// Field holding the text.
+    #[serde(default = "default_text")]
+    pub text_field: String,
+    /// Field holding the id.
+    #[serde(default = "default_id")]
+    pub id_field: String,
+    /// Output compression: "none", "gzip" or "zstd".
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// MiB of JSONL per output shard.
+    #[serde(default = "default_shard_mib")]
+    pub shard_mib: u64,
+    /// The stages, in order.
+    pub stages: Vec<StageConfig>,
+}
+
+fn default_text() -> String {
+    "text".into()
+}
+fn default_id() -> String {
+    "id".into()
+}
+fn default_compression() -> String {
+    "none".into()
+}
+fn default_shard_mib() -> u64 {
+    256
+}
+
+/// One stage of a pipeline file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StageConfig {
+    /// Gopher/C4 quality rules.
+    Quality(Box<QualityConfig>),
+    /// Domain labels and routes.
+    Domains {
+        /// A TOML keyword-list file (default: built-in lists).
+        #[serde(default)]
+        lists: Option<PathBuf>,
+    },
+    /// PII redaction: operator "placeholder" or "mask".
+    Redact {
+        /// The operator.
+        #[serde(default = "default_operator")]
+        operator: String,
+    },
+    /// Perplexity filter (needs a scorer from the caller).
+    Perplexity {
+        /// Keep records at or under this perplexity (absent: keep all scored).
+        #[serde(default)]
+        max_ppl: Option<f32>,
+        /// The field the score goes to.
+        #[serde(default = "default_ppl_field")]
+        field: String,
+    },
+    /// Exact + near dedup over everything kept (must be the last stage).
+    Dedup {
+        /// Jaccard threshold.
+        #[serde(default = "default_threshold")]
+        threshold: f64,
+        /// Words per shingle.
+        #[serde(default = "default_ngram")]
+        ngram: usize,
+        /// MinHash permutations.
+        #[serde(default = "default_num_perm")]
+        num_perm: usize,
+        /// Hash seed.
+        #[serde(default = "default_seed")]
+        seed: u64,
+    },
+}
+
+fn default_operator() -> String {
+    "placeholder".into()
+}
+fn default_ppl_field() -> String {
+    "ppl".into()
+}
+fn default_threshold() -> f64 {
+    0.8
+}
+fn default_ngram() -> usize {
+    5
+}
+fn default_num_perm() -> usize {
+    128
+}
+fn default_seed() -> u64 {
+    1
+}
+
+/// A loaded pipeline: its config with paths resolved against the file's directory.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The config.
+    pub config: PipelineConfig,
+    base: PathBuf,
+}
+
+/// What the merge step reports (also `OUT/report.json`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PipelineReport {
+    /// Input files processed.
+    pub files: usize,
+    /// The record stages, summed over files.
+    pub stages: StageReport,
+    /// The dedup step, when configured.
+    pub dedup: Option<DedupReport>,
+}
+
+impl Pipeline {
+    /// Reads a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let config: PipelineConfig = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
+        let dedups = config
+            .stages
+            .iter()
+            .filter(|s| matches!(s, StageConfig::Dedup { .. }))
+            .count();
+        let dedup_last = matches!(config.stages.last(), Some(StageConfig::Dedup { .. }));
+        if dedups > 1 || (dedups == 1 && !dedup_last) {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                what: "`dedup` may appear once, as the last stage".into(),
+            });
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Pipeline { config, base })
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// The output directory.
+    pub fn output_dir(&self) -> PathBuf {
+        self.resolve(&self.config.output)
+    }
+
+    /// Whether a stage needs a [`Scorer`].
+    pub fn needs_scorer(&self) -> bool {
+        self.config
+            .stages
+            .iter()
+            .any(|s| matches!(s, StageConfig::Perplexity { .. }))
+    }
+
+    fn fields(&self) -> Fields {
+        Fields {
+            text: self.config.text_field.clone(),
+            id: self.config.id_field.clone(),
+        }
+    }
+
+    fn compression(&self) -> Result<Compression> {
+        match self.config.compression.as_str() {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(Error::Param {
+                name: "compression",
+                what: format!("`{other}` is not none, gzip or zstd"),
+            }),
+        }
+    }
+
+    fn record_stages<'a>(&self, scorer: Option<&'a dyn Scorer>) -> Result<Chain<'a>> {
+        let mut stages: Vec<Box<dyn Stage + 'a>> = Vec::new();
+        for s in &self.config.stages {
+            match s {
+                StageConfig::Quality(q) => stages.push(Box::new(QualityFilter {
+                    config: (**q).clone(),
+                })),
+                StageConfig::Domains { lists } => {
+                    let cfg = match lists {
+                        Some(p) => {
+                            let p = self.resolve(p);
+                            let text = std::fs::read_to_string(&p)
+                                .map_err(|e| Error::io(&p, "read", e))?;
+                            DomainConfig::from_toml(&text, &p)?
+                        }
+                        None => DomainConfig::builtin(),
+                    };
+                    let classifier = DomainClassifier::new(&cfg)?;
+                    stages.push(Box::new(DomainStage { classifier }));
+                }
+                StageConfig::Redact { operator } => {
+                    let op = match operator.as_str() {
+                        "placeholder" => hearth_guard::Operator::Placeholder,
+                        "mask" => hearth_guard::Operator::Mask {
+                            ch: '*',
+                            keep_length: true,
+                        },
+                        other => {
+                            return Err(Error::Param {
+                                name: "operator",
+                                what: format!("`{other}` is not placeholder or mask"),
+                            })
+                        }
+                    };
+                    stages.push(Box::new(PiiRedactor::new(op)?));
+                }
+                StageConfig::Perplexity { max_ppl, field } => {
+                    let scorer = scorer.ok_or(Error::Param {
+                        name: "perplexity",
+                        what: "the pipeline has a perplexity stage but no model was given".into(),
+                    })?;
+                    stages.push(Box::new(PerplexityFilter {
+                        scorer,
+                        max_ppl: max_ppl.unwrap_or(f32::INFINITY),
+                        field: field.clone(),
+                    }));
+                }
+                StageConfig::Dedup { .. } => {}
+            }
+        }
+        Ok(Chain::new(stages))
+    }
+
+    /// Runs worker `shard` of `of`: the record stages on files `shard, shard+of, ...`
+    /// not yet marked done. Returns how many files it processed (skipped ones excluded).
+    pub fn run_worker(
+        &self,
+        shard: usize,
+        of: usize,
+        scorer: Option<&dyn Scorer>,
+        progress: &dyn Progress,
+    ) -> Result<usize> {
+        if of == 0 || shard >= of {
+            return Err(Error::Param {
+                name: "shard",
+                what: format!("{shard}/{of}: need 0 <= i < N"),
+            });
+        }
+        let inputs = InputSet::discover(&self.resolve(&self.config.input))?;
+        let chain = self.record_stages(scorer)?;
+        let out = self.output_dir();
+        let mut done = 0;
+        for (fi, file) in inputs.files().iter().enumerate().skip(shard).step_by(of) {
+            let unit = unit_dir(&out, fi);
+            if unit.join("DONE").exists() {
+                tracing::info!("{}: done already, skipped", file.display());
+                continue;
+            }
+            if unit.exists() {
+                std::fs::remove_dir_all(&unit).map_err(|e| Error::io(&unit, "clear", e))?;
+            }
+            let stage_out = StageOutput {
+                dir: unit.clone(),
+                compression: Compression::None,
+                shard_bytes: u64::MAX,
+            };
+            let one = InputSet::from_files(vec![file.clone()]);
+            run_stage(&one, &self.fields(), &chain, &stage_out, progress)?;
+            write_atomic(&unit.join("DONE"), file.to_string_lossy().as_bytes())?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// The merge step: checks every file is done, concatenates the per-file outputs in
+    /// input order into `OUT/kept`, `OUT/dropped`, `OUT/routes/*`, sums the reports, and
+    /// runs dedup over `OUT/kept` into `OUT/dedup/` when configured.
+    pub fn merge(&self, progress: &dyn Progress) -> Result<PipelineReport> {
+        let inputs = InputSet::discover(&self.resolve(&self.config.input))?;
+        let out = self.output_dir();
+        let n = inputs.files().len();
+        let missing: Vec<String> = (0..n)
+            .filter(|&fi| !unit_dir(&out, fi).join("DONE").exists())
+            .map(|fi| inputs.files()[fi].display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Input {
+                path: out,
+                what: format!(
+                    "{} input files are not processed yet: {}",
+                    missing.len(),
+                    missing.join(", ")
+                ),
+            });
+        }
+        let units: Vec<PathBuf> = (0..n).map(|fi| unit_dir(&out, fi)).collect();
+        let mut outputs = vec![PathBuf::from("kept"), PathBuf::from("dropped")];
+        let mut route_names = std::collections::BTreeSet::new();
+        for u in &units {
+            if let Ok(rd) = std::fs::read_dir(u.join("routes")) {
+                for e in rd.flatten() {
+                    route_names.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        outputs.extend(route_names.iter().map(|r| Path::new("routes").join(r)));
+        let compression = self.compression()?;
+        for rel in &outputs {
+            concat_outputs(
+                &units,
+                rel,
+                &out.join(rel),
+                compression,
+                self.config.shard_mib << 20,
+            )?;
+        }
+        let mut malformed = Vec::new();
+        for u in &units {
+            if let Ok(bytes) = std::fs::read(u.join("malformed.jsonl")) {
+                malformed.extend_from_slice(&bytes);
+            }
+        }
+        write_atomic(&out.join("malformed.jsonl"), &malformed)?;
+        let mut report = PipelineReport {
+            files: n,
+            ..PipelineReport::default()
+        };
+        for u in &units {
+            let path = u.join("report.json");
+            let text = std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?;
+            let r: serde_json::Value = serde_json::from_slice(&text)?;
+            add_report(&mut report.stages, &r);
+        }
+        if let Some(StageConfig::Dedup {
+            threshold,
+            ngram,
+            num_perm,
+            seed,
+        }) = self.config.stages.last()
+        {
+            let cfg = DedupConfig {
+                fields: self.fields(),
+                near: Some(NearDedupConfig {
+                    shingle: Shingle::Words(*ngram),
+                    num_perm: *num_perm,
+                    threshold: *threshold,
+                    lsh: None,
+                    seed: *seed,
+                }),
+                compression,
+                shard_bytes: self.config.shard_mib << 20,
+                ..DedupConfig::default()
+            };
+            let kept = out.join("kept");
+            if std::fs::read_dir(&kept)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+            {
+                report.dedup = Some(dedup(
+                    &InputSet::discover(&kept)?,
+                    &out.join("dedup"),
+                    &cfg,
+                    progress,
+                )?);
+            }
+        }
+        write_atomic(
+            &out.join("report.json"),
+            &serde_json::to_vec_pretty(&report)?,
+        )?;
+        Ok(report)
+    }
+}
+
+fn unit_dir(out: &Path, file_index: usize) -> PathBuf {
+    out.join("work").join(format!("file-{file_index:05}"))
+}
+
+/// Concatenates `unit/rel/part-*` of every unit, in order, into shards under `dest`.
+fn concat_outputs(
+    units: &[PathBuf],
+    rel: &Path,
+    dest: &Path,
+    compression: Compression,
+    max_bytes: u64,
+) -> Result<()> {
+    crate::dedup::remove_old_shards(dest, "part")?;
+    let mut w = ShardWriter::new(ShardSpec {
+        dir: dest.to_path_buf(),
+        prefix: "part".into(),
+        compression,
+        max_bytes,
+    })?;
+    let mut line = Vec::new();
+    for u in units {
+        let dir = u.join(rel);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut shards: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            })
+            .collect();
+        shards.sort();
+        for s in shards {
+            let mut r = open_reader(&s)?;
+            loop {
+                line.clear();
+                let n = std::io::BufRead::read_until(&mut r, b'\n', &mut line)
+                    .map_err(|e| Error::io(&s, "read", e))?;
+                if n == 0 {
+                    break;
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                w.write(&line)?;
+            }
+        }
+    }
+    w.finish()?;
+    Ok(())
+}
+
+fn add_report(sum: &mut StageReport, r: &serde_json::Value) {
+    let num = |k: &str| r[k].as_u64().unwrap_or(0);
+    sum.stage = "pipeline".into();
+    sum.docs_in += num("docs_in");
+    sum.kept += num("kept");
+    sum.dropped += num("dropped");
+    sum.malformed += num("malformed");
+    for (field, map) in [("reasons", &mut sum.reasons), ("routes", &mut sum.routes)] {
+        if let Some(obj) = r[field].as_object() {
+            for (k, v) in obj {
+                *map.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    if let Some(ex) = r["malformed_examples"].as_array() {
+        for e in ex.iter().filter_map(|e| e.as_str()) {
+            if sum.malformed_examples.len() < 20 {
+                sum.malformed_examples.push(e.to_string());
+            }
+        }
+    }
+    if let Some(h) = r["histogram"].as_array() {
+        let mut merged: BTreeMap<usize, u64> = BTreeMap::new();
+        for (i, pair) in h.iter().enumerate() {
+            merged.insert(i, pair[1].as_u64().unwrap_or(0));
+        }
+        if sum.histogram.is_empty() {
+            sum.histogram = h
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap_or(f64::INFINITY), 0))
+                .collect();
+        }
+        for (i, n) in merged {
+            if let Some(slot) = sum.histogram.get_mut(i) {
+                slot.1 += n;
+            }
+        }
+    }
+}
