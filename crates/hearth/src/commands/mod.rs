@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod generate;
 pub mod guard;
+pub mod inspect;
 pub mod perplexity;
 pub mod pull;
 pub mod tokenize;
