@@ -163,9 +163,13 @@ pub fn report(
     }
 }
 
-/// Bytes as GB (10^9), as the seed's guide counts.
+/// Bytes as GB (10^9, as the seed's guide counts), or MB below one GB.
 pub fn gb(bytes: u64) -> String {
-    format!("{:.2} GB", bytes as f64 / 1e9)
+    if bytes >= 1_000_000_000 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// A count as `268.1M` / `7.24B`.

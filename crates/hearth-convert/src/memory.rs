@@ -13,7 +13,7 @@ const KV_ELEMENT_BYTES: u64 = 2;
 
 /// Heap the tokenizer takes per vocabulary entry (piece strings, the id maps and
 /// merge ranks), measured on SmolLM2 (49k) and Gemma 3 (262k) vocabularies.
-const TOKENIZER_BYTES_PER_TOKEN: u64 = 160;
+const TOKENIZER_BYTES_PER_TOKEN: u64 = 240;
 
 /// The process itself: code, thread stacks, allocator and runtime, measured as the
 /// peak resident memory of `hearth generate` minus everything counted above.
