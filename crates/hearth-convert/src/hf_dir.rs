@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hearth_lineage::{Provenance, METADATA_KEY};
 use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde_json::Value as Json;
 
 use crate::{Error, Result};
@@ -284,12 +284,3 @@ impl HfDir {
     }
 }
 
-/// The safetensors element type of a name we write.
-pub(crate) fn dtype_of(name: &str) -> Option<Dtype> {
-    match name {
-        "F32" => Some(Dtype::F32),
-        "F16" => Some(Dtype::F16),
-        "BF16" => Some(Dtype::BF16),
-        _ => None,
-    }
-}

@@ -11,15 +11,27 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod compare;
 mod error;
 pub mod facts;
 pub mod hf_dir;
+pub mod hf_export;
+pub mod hf_import;
+mod hf_names;
 pub mod inspect;
 pub mod license;
 pub mod machine;
 pub mod memory;
+pub mod recipe;
+pub mod source;
+mod tokenizer_json;
+pub mod write_gguf;
 
 pub use error::{Error, Result};
+pub use compare::{compare, CompareConfig, CompareReport};
 pub use facts::ModelFacts;
 pub use inspect::{inspect, InspectReport};
 pub use license::LicenseVerdict;
+pub use recipe::Scheme;
+pub use source::{GgufSource, TensorSource};
+pub use write_gguf::{quantize, QuantizeOptions, WriteSummary};

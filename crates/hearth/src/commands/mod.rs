@@ -2,11 +2,14 @@
 
 pub mod bench;
 pub mod chat;
+pub mod compare;
+pub mod convert;
 pub mod generate;
 pub mod guard;
 pub mod inspect;
 pub mod perplexity;
 pub mod pull;
+pub mod quantize;
 pub mod tokenize;
 
 use std::sync::Arc;
