@@ -51,7 +51,9 @@ pub fn encode(tensor: &str, dtype: GgmlType, values: &[f32], row_len: usize) -> 
     }
     let row_bytes = row_len / dtype.block_len() * dtype.block_bytes();
     let mut out = vec![0u8; values.len() / row_len * row_bytes];
-    let rows = out.par_chunks_mut(row_bytes).zip(values.par_chunks(row_len));
+    let rows = out
+        .par_chunks_mut(row_bytes)
+        .zip(values.par_chunks(row_len));
     match dtype {
         GgmlType::F32 => rows.for_each(|(o, v)| {
             for (c, x) in o.chunks_exact_mut(4).zip(v) {
@@ -87,7 +89,10 @@ pub fn encode(tensor: &str, dtype: GgmlType, values: &[f32], row_len: usize) -> 
 pub fn decode(tensor: &str, dtype: GgmlType, bytes: &[u8], row_len: usize) -> Result<Vec<f32>> {
     let bl = dtype.block_len();
     if row_len == 0 || !row_len.is_multiple_of(bl) {
-        return Err(bad(tensor, format!("rows of {row_len} are not whole {dtype} blocks")));
+        return Err(bad(
+            tensor,
+            format!("rows of {row_len} are not whole {dtype} blocks"),
+        ));
     }
     let row_bytes = row_len / bl * dtype.block_bytes();
     if !bytes.len().is_multiple_of(row_bytes) {
@@ -164,7 +169,9 @@ mod tests {
     use super::*;
 
     fn wave(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i as f32) * 0.37).sin() * (1.0 + (i % 7) as f32)).collect()
+        (0..n)
+            .map(|i| ((i as f32) * 0.37).sin() * (1.0 + (i % 7) as f32))
+            .collect()
     }
 
     #[test]
@@ -209,7 +216,10 @@ mod tests {
     #[test]
     fn misfit_rows_are_errors() {
         let err = encode("blk.0.attn_q.weight", GgmlType::Q4_K, &wave(576), 576).unwrap_err();
-        assert!(err.to_string().contains("attn_q") && err.to_string().contains("Q4_K"), "{err}");
+        assert!(
+            err.to_string().contains("attn_q") && err.to_string().contains("Q4_K"),
+            "{err}"
+        );
         assert!(decode("x", GgmlType::Q8_0, &[0u8; 33], 32).is_err());
     }
 }

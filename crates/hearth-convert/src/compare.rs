@@ -103,7 +103,9 @@ pub fn compare(
     }
     let ctx = cfg.ctx;
     if ctx < 4 {
-        return Err(Error::InvalidArgument(format!("context {ctx} is too small (4 or more)")));
+        return Err(Error::InvalidArgument(format!(
+            "context {ctx} is too small (4 or more)"
+        )));
     }
     let tokens = tok.encode(text, true, false)?;
     let usable = cfg.max_tokens.map_or(tokens.len(), |m| m.min(tokens.len()));

@@ -97,9 +97,9 @@ impl ModelFacts {
             types.add(t.dtype.name(), t.n_elements(), t.n_bytes());
         }
         let provenance = match f.str_opt(METADATA_KEY)? {
-            Some(s) => Some(
-                Provenance::from_json(s).map_err(|e| Error::format(f.path(), e.to_string()))?,
-            ),
+            Some(s) => {
+                Some(Provenance::from_json(s).map_err(|e| Error::format(f.path(), e.to_string()))?)
+            }
             None => None,
         };
         let license = f
@@ -146,7 +146,12 @@ impl ModelFacts {
             Err(e) => {
                 // An architecture we do not run: read the shared keys tolerantly.
                 facts.runs_here = Err(e.to_string());
-                let u = |k: &str| f.u64_opt(&format!("{arch}.{k}")).ok().flatten().unwrap_or(0) as usize;
+                let u = |k: &str| {
+                    f.u64_opt(&format!("{arch}.{k}"))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0) as usize
+                };
                 facts.layers = u("block_count");
                 facts.heads = u("attention.head_count");
                 facts.kv_heads = f
@@ -171,11 +176,17 @@ impl ModelFacts {
             }
         }
         if facts.runs_here.is_ok() {
-            if let Some(t) = f
-                .tensors()
-                .iter()
-                .find(|t| matches!(t.dtype, GgmlType::Q8_1 | GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64 | GgmlType::F64))
-            {
+            if let Some(t) = f.tensors().iter().find(|t| {
+                matches!(
+                    t.dtype,
+                    GgmlType::Q8_1
+                        | GgmlType::I8
+                        | GgmlType::I16
+                        | GgmlType::I32
+                        | GgmlType::I64
+                        | GgmlType::F64
+                )
+            }) {
                 facts.runs_here = Err(format!("tensor `{}` is stored as {}", t.name, t.dtype));
             }
         }
@@ -190,15 +201,16 @@ impl ModelFacts {
             types.add(&t.dtype, t.n_elements, t.n_bytes);
         }
         let (parameters, weight_bytes, tensor_types) = types.finish();
-        let runs_here = if hearth_model::supported_architectures().contains(&c.architecture.as_str()) {
-            Ok(())
-        } else {
-            Err(format!(
-                "architecture `{}` is not one hearth runs ({})",
-                c.architecture,
-                hearth_model::supported_architectures().join(", ")
-            ))
-        };
+        let runs_here =
+            if hearth_model::supported_architectures().contains(&c.architecture.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "architecture `{}` is not one hearth runs ({})",
+                    c.architecture,
+                    hearth_model::supported_architectures().join(", ")
+                ))
+            };
         Ok(ModelFacts {
             format: SourceFormat::SafetensorsDir,
             name: d.name(),
@@ -243,7 +255,7 @@ impl TypeTally {
 
     fn finish(self) -> (u64, u64, Vec<TypeStats>) {
         let mut v: Vec<TypeStats> = self.0.into_values().collect();
-        v.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        v.sort_by_key(|t| std::cmp::Reverse(t.bytes));
         (
             v.iter().map(|t| t.parameters).sum(),
             v.iter().map(|t| t.bytes).sum(),

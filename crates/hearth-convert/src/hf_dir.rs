@@ -90,7 +90,10 @@ impl HfDir {
             .collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(Error::format(dir, "no *.safetensors files in the directory"));
+            return Err(Error::format(
+                dir,
+                "no *.safetensors files in the directory",
+            ));
         }
         let mut files = Vec::new();
         let mut tensors = Vec::new();
@@ -237,7 +240,9 @@ impl HfDir {
             get(k)
                 .and_then(Json::as_u64)
                 .map(|v| v as usize)
-                .ok_or_else(|| Error::format(&path, format!("`{k}` is missing or not a whole number")))
+                .ok_or_else(|| {
+                    Error::format(&path, format!("`{k}` is missing or not a whole number"))
+                })
         };
         let model_type = get("model_type").and_then(Json::as_str).unwrap_or("");
         let architecture = match model_type {
@@ -249,16 +254,32 @@ impl HfDir {
         let heads = num("num_attention_heads")?;
         let d_model = num("hidden_size")?;
         let layers = num("num_hidden_layers")?;
-        let window = get("sliding_window").and_then(Json::as_u64).map(|v| v as usize);
-        let layer_windows = match (architecture.as_str(), get("layer_types").and_then(Json::as_array)) {
+        let window = get("sliding_window")
+            .and_then(Json::as_u64)
+            .map(|v| v as usize);
+        let layer_windows = match (
+            architecture.as_str(),
+            get("layer_types").and_then(Json::as_array),
+        ) {
             (_, Some(types)) => types
                 .iter()
-                .map(|t| (t.as_str() == Some("sliding_attention")).then_some(window).flatten())
+                .map(|t| {
+                    (t.as_str() == Some("sliding_attention"))
+                        .then_some(window)
+                        .flatten()
+                })
                 .collect(),
             ("gemma3", None) => {
-                let period = get("sliding_window_pattern").and_then(Json::as_u64).unwrap_or(6).max(1) as usize;
+                let period = get("sliding_window_pattern")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(6)
+                    .max(1) as usize;
                 (0..layers)
-                    .map(|i| (!(i + 1).is_multiple_of(period)).then_some(window).flatten())
+                    .map(|i| {
+                        (!(i + 1).is_multiple_of(period))
+                            .then_some(window)
+                            .flatten()
+                    })
                     .collect()
             }
             _ => vec![None; layers],
@@ -271,8 +292,12 @@ impl HfDir {
             d_model,
             layers,
             heads,
-            kv_heads: get("num_key_value_heads").and_then(Json::as_u64).map_or(heads, |v| v as usize),
-            head_dim: get("head_dim").and_then(Json::as_u64).map_or(d_model / heads.max(1), |v| v as usize),
+            kv_heads: get("num_key_value_heads")
+                .and_then(Json::as_u64)
+                .map_or(heads, |v| v as usize),
+            head_dim: get("head_dim")
+                .and_then(Json::as_u64)
+                .map_or(d_model / heads.max(1), |v| v as usize),
             ffn_dim: num("intermediate_size")?,
             context_length: num("max_position_embeddings")?,
             vocab_size: num("vocab_size")?,
@@ -283,4 +308,3 @@ impl HfDir {
         })
     }
 }
-

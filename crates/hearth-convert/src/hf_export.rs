@@ -80,7 +80,10 @@ pub fn export(
             previous: previous.map(Box::new),
         };
         let tied = f.tensor("output.weight").is_none();
-        write_json(&tmp.join("config.json"), &config_json(&cfg, tied, st_name, &f)?)?;
+        write_json(
+            &tmp.join("config.json"),
+            &config_json(&cfg, tied, st_name, &f)?,
+        )?;
         let (tok, tok_cfg) = tokenizer_json::export(&f)?;
         write_json(&tmp.join("tokenizer.json"), &tok)?;
         write_json(&tmp.join("tokenizer_config.json"), &tok_cfg)?;
@@ -91,7 +94,15 @@ pub fn export(
         );
         let rp = tmp.join("README.md");
         std::fs::write(&rp, readme).map_err(Error::io(&rp))?;
-        write_safetensors(&f, &cfg, &tmp.join("model.safetensors"), dtype, st_name, &provenance, progress)
+        write_safetensors(
+            &f,
+            &cfg,
+            &tmp.join("model.safetensors"),
+            dtype,
+            st_name,
+            &provenance,
+            progress,
+        )
     })();
     match result {
         Ok(s) => {
@@ -107,11 +118,16 @@ pub fn export(
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn tmp_dir(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     out.with_file_name(name)
 }
@@ -124,7 +140,11 @@ fn write_json(path: &Path, v: &Json) -> Result<()> {
 fn config_json(c: &ModelConfig, tied: bool, dtype: &str, f: &GgufFile) -> Result<Json> {
     let bos = f.u64_opt("tokenizer.ggml.bos_token_id")?;
     let eos = f.u64_opt("tokenizer.ggml.eos_token_id")?;
-    let global = c.layers.iter().find(|l| l.window.is_none()).unwrap_or(&c.layers[0]);
+    let global = c
+        .layers
+        .iter()
+        .find(|l| l.window.is_none())
+        .unwrap_or(&c.layers[0]);
     let mut v = json!({
         "hidden_size": c.d_model,
         "intermediate_size": c.ffn_dim,
@@ -141,9 +161,14 @@ fn config_json(c: &ModelConfig, tied: bool, dtype: &str, f: &GgufFile) -> Result
         "bos_token_id": bos,
         "eos_token_id": eos,
     });
-    let o = v.as_object_mut().ok_or_else(|| Error::InvalidArgument("config".into()))?;
+    let o = v
+        .as_object_mut()
+        .ok_or_else(|| Error::InvalidArgument("config".into()))?;
     if global.rope_pos_scale != 1.0 {
-        o.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": 1.0 / global.rope_pos_scale}));
+        o.insert(
+            "rope_scaling".into(),
+            json!({"rope_type": "linear", "factor": 1.0 / global.rope_pos_scale}),
+        );
     }
     if c.architecture == "gemma3" {
         o.insert("architectures".into(), json!(["Gemma3ForCausalLM"]));
@@ -151,12 +176,22 @@ fn config_json(c: &ModelConfig, tied: bool, dtype: &str, f: &GgufFile) -> Result
         o.insert("hidden_activation".into(), json!("gelu_pytorch_tanh"));
         o.insert("query_pre_attn_scalar".into(), json!(c.head_dim));
         o.insert("sliding_window".into(), json!(c.sliding_window()));
-        let local = c.layers.iter().find(|l| l.window.is_some()).map_or(10_000.0, |l| l.rope_base);
+        let local = c
+            .layers
+            .iter()
+            .find(|l| l.window.is_some())
+            .map_or(10_000.0, |l| l.rope_base);
         o.insert("rope_local_base_freq".into(), json!(local));
         let types: Vec<&str> = c
             .layers
             .iter()
-            .map(|l| if l.window.is_some() { "sliding_attention" } else { "full_attention" })
+            .map(|l| {
+                if l.window.is_some() {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                }
+            })
             .collect();
         o.insert("layer_types".into(), json!(types));
     } else {
@@ -223,7 +258,9 @@ fn write_safetensors(
         done += t.n_elements() * 4;
         progress(i + 1, plan.len(), done, total, &t.name);
     }
-    let file = w.into_inner().map_err(|e| Error::io(path)(e.into_error()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(path)(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(ExportSummary {
         tensors: plan.len(),

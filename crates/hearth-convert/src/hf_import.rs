@@ -52,7 +52,11 @@ impl HfSource {
             };
             let fix = hf_names::fixup(arch, &name, config.heads, config.kv_heads);
             let dims: Vec<u64> = t.shape.iter().rev().map(|&d| d as u64).collect();
-            entries.push((order_key(&name), SourceTensor { name, dims, dtype }, (i, fix)));
+            entries.push((
+                order_key(&name),
+                SourceTensor { name, dims, dtype },
+                (i, fix),
+            ));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let (tensors, origin) = entries.into_iter().map(|(_, t, o)| (t, o)).unzip();
@@ -103,7 +107,10 @@ impl TensorSource for HfSource {
             (k("attention.head_count_kv"), u(c.kv_heads)),
             (k("attention.key_length"), u(c.head_dim)),
             (k("attention.value_length"), u(c.head_dim)),
-            (k("attention.layer_norm_rms_epsilon"), Value::F32(c.rms_eps as f32)),
+            (
+                k("attention.layer_norm_rms_epsilon"),
+                Value::F32(c.rms_eps as f32),
+            ),
             (k("rope.freq_base"), Value::F32(c.rope_base as f32)),
             (k("vocab_size"), u(c.vocab_size)),
         ]);
@@ -152,7 +159,11 @@ impl TensorSource for HfSource {
     }
 
     fn content_files(&self) -> Vec<PathBuf> {
-        self.dir.weight_files().into_iter().map(Path::to_path_buf).collect()
+        self.dir
+            .weight_files()
+            .into_iter()
+            .map(Path::to_path_buf)
+            .collect()
     }
 
     fn provenance(&self) -> Result<Option<Provenance>> {

@@ -195,9 +195,15 @@ fn verdicts(
         why,
     };
     let size = if f.parameters >= MIN_PARAMETERS {
-        (Status::Pass, "at or above the guide's 7B: strong general ability".to_string())
+        (
+            Status::Pass,
+            "at or above the guide's 7B: strong general ability".to_string(),
+        )
     } else if f.parameters >= 1_000_000_000 {
-        (Status::Warn, "below the guide's 7B: weaker on open-ended tasks".to_string())
+        (
+            Status::Warn,
+            "below the guide's 7B: weaker on open-ended tasks".to_string(),
+        )
     } else {
         (
             Status::Fail,
@@ -206,9 +212,15 @@ fn verdicts(
         )
     };
     let context = if f.context_length >= MIN_CONTEXT {
-        (Status::Pass, format!("at least the guide's {MIN_CONTEXT} positions"))
+        (
+            Status::Pass,
+            format!("at least the guide's {MIN_CONTEXT} positions"),
+        )
     } else {
-        (Status::Fail, format!("below the guide's {MIN_CONTEXT} positions"))
+        (
+            Status::Fail,
+            format!("below the guide's {MIN_CONTEXT} positions"),
+        )
     };
     let lic_status = match license {
         LicenseVerdict::Permissive => Status::Pass,
@@ -233,12 +245,21 @@ fn verdicts(
     let qsize = if quantized < MAX_QUANTIZED_BYTES {
         (Status::Pass, "under the guide's 10 GB".to_string())
     } else {
-        (Status::Fail, "over the guide's 10 GB even at 4 bits".to_string())
+        (
+            Status::Fail,
+            "over the guide's 10 GB even at 4 bits".to_string(),
+        )
     };
     let fits = if machine.ram_total_bytes == 0 {
-        (Status::Warn, "could not read this machine's memory".to_string())
+        (
+            Status::Warn,
+            "could not read this machine's memory".to_string(),
+        )
     } else if memory.total_bytes * 10 <= machine.ram_available_bytes * 8 {
-        (Status::Pass, format!("{} available", gb(machine.ram_available_bytes)))
+        (
+            Status::Pass,
+            format!("{} available", gb(machine.ram_available_bytes)),
+        )
     } else if memory.total_bytes <= machine.ram_total_bytes {
         (
             Status::Warn,
@@ -249,11 +270,24 @@ fn verdicts(
             ),
         )
     } else {
-        (Status::Fail, format!("more than the {} of RAM", gb(machine.ram_total_bytes)))
+        (
+            Status::Fail,
+            format!("more than the {} of RAM", gb(machine.ram_total_bytes)),
+        )
     };
     vec![
-        row("parameters >= 7B", human_count(f.parameters), size.0, size.1),
-        row("context >= 2048", f.context_length.to_string(), context.0, context.1),
+        row(
+            "parameters >= 7B",
+            human_count(f.parameters),
+            size.0,
+            size.1,
+        ),
+        row(
+            "context >= 2048",
+            f.context_length.to_string(),
+            context.0,
+            context.1,
+        ),
         row(
             "licence",
             f.license.clone().unwrap_or_else(|| "none stated".into()),
@@ -264,7 +298,12 @@ fn verdicts(
         row("quantized size < 10 GB", gb(quantized), qsize.0, qsize.1),
         row(
             "fits this machine",
-            format!("{} at ctx {} x {}", gb(memory.total_bytes), memory.ctx, memory.batch),
+            format!(
+                "{} at ctx {} x {}",
+                gb(memory.total_bytes),
+                memory.ctx,
+                memory.batch
+            ),
             fits.0,
             fits.1,
         ),

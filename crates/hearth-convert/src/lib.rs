@@ -27,8 +27,8 @@ pub mod source;
 mod tokenizer_json;
 pub mod write_gguf;
 
-pub use error::{Error, Result};
 pub use compare::{compare, CompareConfig, CompareReport};
+pub use error::{Error, Result};
 pub use facts::ModelFacts;
 pub use inspect::{inspect, InspectReport};
 pub use license::LicenseVerdict;

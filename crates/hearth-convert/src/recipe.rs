@@ -206,18 +206,48 @@ mod tests {
         let l = layout(30);
         let d = [1536u64, 576];
         // Layers 0..3 and 26..29 get more bits; 5 = 3 + 2 does too; 4 does not.
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.0.ffn_down.weight", &d), Q6_K);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.5.ffn_down.weight", &d), Q6_K);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.4.ffn_down.weight", &d), Q4_K);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.29.ffn_down.weight", &d), Q6_K);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.4.ffn_up.weight", &[2048, 640]), Q4_K);
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.0.ffn_down.weight", &d),
+            Q6_K
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.5.ffn_down.weight", &d),
+            Q6_K
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.4.ffn_down.weight", &d),
+            Q4_K
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.29.ffn_down.weight", &d),
+            Q6_K
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.4.ffn_up.weight", &[2048, 640]),
+            Q4_K
+        );
         // Rows of 576 do not fit 256-blocks: llama.cpp's fallbacks.
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.4.attn_q.weight", &[576, 576]), Q5_0);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.0.attn_v.weight", &[576, 192]), Q8_0);
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.4.attn_q.weight", &[576, 576]),
+            Q5_0
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.0.attn_v.weight", &[576, 192]),
+            Q8_0
+        );
         // Tied embeddings are the head.
-        assert_eq!(type_for(Scheme::Q4KM, &l, "token_embd.weight", &[576, 49152]), Q8_0);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "token_embd.weight", &[512, 100]), Q6_K);
-        assert_eq!(type_for(Scheme::Q4KM, &l, "blk.0.attn_norm.weight", &[576]), F32);
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "token_embd.weight", &[576, 49152]),
+            Q8_0
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "token_embd.weight", &[512, 100]),
+            Q6_K
+        );
+        assert_eq!(
+            type_for(Scheme::Q4KM, &l, "blk.0.attn_norm.weight", &[576]),
+            F32
+        );
     }
 
     #[test]
@@ -232,6 +262,9 @@ mod tests {
         let s = Scheme::Uniform(Q4_0);
         assert_eq!(type_for(s, &l, "output.weight", &[512, 10]), Q6_K);
         assert_eq!(type_for(s, &l, "blk.0.attn_q.weight", &[48, 10]), F16);
-        assert_eq!(type_for(Scheme::Uniform(F16), &l, "output.weight", &[50, 10]), F16);
+        assert_eq!(
+            type_for(Scheme::Uniform(F16), &l, "output.weight", &[50, 10]),
+            F16
+        );
     }
 }

@@ -90,7 +90,12 @@ impl TensorSource for GgufSource {
 
     fn read_f32(&self, i: usize) -> Result<Vec<f32>> {
         let t = &self.file.tensors()[i];
-        codec::decode(&t.name, t.dtype, self.file.tensor_data(t), t.dims[0] as usize)
+        codec::decode(
+            &t.name,
+            t.dtype,
+            self.file.tensor_data(t),
+            t.dims[0] as usize,
+        )
     }
 
     fn raw(&self, i: usize) -> Option<&[u8]> {
@@ -104,7 +109,9 @@ impl TensorSource for GgufSource {
     fn provenance(&self) -> Result<Option<Provenance>> {
         self.file
             .str_opt(METADATA_KEY)?
-            .map(|s| Provenance::from_json(s).map_err(|e| Error::format(self.path(), e.to_string())))
+            .map(|s| {
+                Provenance::from_json(s).map_err(|e| Error::format(self.path(), e.to_string()))
+            })
             .transpose()
     }
 }

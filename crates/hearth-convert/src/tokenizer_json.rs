@@ -89,7 +89,11 @@ pub fn export(f: &GgufFile) -> Result<(Json, Json)> {
         },
         "model": model_json,
     });
-    let name = |k: &str| id(k).and_then(|i| tokens.get(i as usize)).map(|s| s.to_string());
+    let name = |k: &str| {
+        id(k)
+            .and_then(|i| tokens.get(i as usize))
+            .map(|s| s.to_string())
+    };
     let odd_types: BTreeMap<String, i64> = types
         .iter()
         .enumerate()
@@ -124,7 +128,11 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
     };
     let tj = read(&tpath)?;
     let cpath = dir.join("tokenizer_config.json");
-    let cfg = if cpath.exists() { read(&cpath)? } else { json!({}) };
+    let cfg = if cpath.exists() {
+        read(&cpath)?
+    } else {
+        json!({})
+    };
     let bad = |what: &str| Error::format(&tpath, what.to_string());
     let model = tj.get("model").ok_or_else(|| bad("`model` is missing"))?;
     let mut tokens: BTreeMap<u64, String> = BTreeMap::new();
@@ -137,7 +145,9 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
                 .and_then(Json::as_object)
                 .ok_or_else(|| bad("`model.vocab` is not an object"))?;
             for (t, id) in vocab {
-                let id = id.as_u64().ok_or_else(|| bad("`model.vocab` ids must be whole numbers"))?;
+                let id = id
+                    .as_u64()
+                    .ok_or_else(|| bad("`model.vocab` ids must be whole numbers"))?;
                 tokens.insert(id, t.clone());
             }
             let merges: Vec<Value> = model
@@ -148,7 +158,10 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
                 .map(|m| match m {
                     Json::String(s) => Value::String(s.clone()),
                     Json::Array(p) => Value::String(
-                        p.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(" "),
+                        p.iter()
+                            .filter_map(Json::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" "),
                     ),
                     _ => Value::String(String::new()),
                 })
@@ -162,17 +175,32 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
                 .and_then(Json::as_array)
                 .ok_or_else(|| bad("`model.vocab` is not an array"))?;
             for (i, e) in vocab.iter().enumerate() {
-                let piece = e.get(0).and_then(Json::as_str).ok_or_else(|| bad("`model.vocab` entries must be [piece, score]"))?;
+                let piece = e
+                    .get(0)
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| bad("`model.vocab` entries must be [piece, score]"))?;
                 tokens.insert(i as u64, piece.to_string());
                 scores.push((i as u64, e.get(1).and_then(Json::as_f64).unwrap_or(0.0)));
             }
             "llama"
         }
-        other => return Err(bad(&format!("model type {other:?} is not supported (BPE, Unigram)"))),
+        other => {
+            return Err(bad(&format!(
+                "model type {other:?} is not supported (BPE, Unigram)"
+            )))
+        }
     };
     let mut special = BTreeMap::new();
-    for a in tj.get("added_tokens").and_then(Json::as_array).into_iter().flatten() {
-        if let (Some(id), Some(c)) = (a.get("id").and_then(Json::as_u64), a.get("content").and_then(Json::as_str)) {
+    for a in tj
+        .get("added_tokens")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(id), Some(c)) = (
+            a.get("id").and_then(Json::as_u64),
+            a.get("content").and_then(Json::as_str),
+        ) {
             tokens.insert(id, c.to_string());
             let s = a.get("special").and_then(Json::as_bool).unwrap_or(false);
             special.insert(id, if s { CONTROL } else { USER_DEFINED });
@@ -186,15 +214,30 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
     let given: BTreeMap<u64, i64> = g
         .and_then(|g| g.get("token_types"))
         .and_then(Json::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.as_i64()?))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_i64()?)))
+                .collect()
+        })
         .unwrap_or_default();
     let unk = model.get("unk_id").and_then(Json::as_u64);
     let types: Vec<Value> = (0..n)
         .map(|i| {
-            let t = given.get(&i).copied().or(special.get(&i).copied()).unwrap_or_else(|| {
-                let is_byte = kind == "llama" && tokens[&i].len() == 6 && tokens[&i].starts_with("<0x");
-                if Some(i) == unk { 2 } else if is_byte { 6 } else { NORMAL }
-            });
+            let t = given
+                .get(&i)
+                .copied()
+                .or(special.get(&i).copied())
+                .unwrap_or_else(|| {
+                    let is_byte =
+                        kind == "llama" && tokens[&i].len() == 6 && tokens[&i].starts_with("<0x");
+                    if Some(i) == unk {
+                        2
+                    } else if is_byte {
+                        6
+                    } else {
+                        NORMAL
+                    }
+                });
             Value::I32(t as i32)
         })
         .collect();
@@ -204,7 +247,10 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
         tokens.iter().find(|(_, t)| *t == s).map(|(&i, _)| i as u32)
     };
     out.push(("tokenizer.ggml.model".into(), Value::String(kind.into())));
-    let pre = g.and_then(|g| g.get("pre")).and_then(Json::as_str).unwrap_or("default");
+    let pre = g
+        .and_then(|g| g.get("pre"))
+        .and_then(Json::as_str)
+        .unwrap_or("default");
     out.push(("tokenizer.ggml.pre".into(), Value::String(pre.into())));
     out.push((
         "tokenizer.ggml.tokens".into(),
@@ -235,7 +281,10 @@ pub fn import(dir: &Path) -> Result<Vec<(String, Value)>> {
             out.push((key.into(), Value::Bool(b)));
         }
     }
-    if let Some(b) = g.and_then(|g| g.get("add_space_prefix")).and_then(Json::as_bool) {
+    if let Some(b) = g
+        .and_then(|g| g.get("add_space_prefix"))
+        .and_then(Json::as_bool)
+    {
         out.push(("tokenizer.ggml.add_space_prefix".into(), Value::Bool(b)));
     }
     if let Some(t) = cfg.get("chat_template").and_then(Json::as_str) {

@@ -39,7 +39,10 @@ pub fn greedy(path: &Path, prompt: &[u32], n: usize) -> Vec<u32> {
 pub fn peer_greedy(path: &Path, prompt: &[u32], n: usize) -> Option<Vec<u32>> {
     let python = hearth_hub::cache_dir().join("peer-venv/bin/python");
     if !python.exists() {
-        eprintln!("SKIPPED: {} absent: llama.cpp cross-check not run", python.display());
+        eprintln!(
+            "SKIPPED: {} absent: llama.cpp cross-check not run",
+            python.display()
+        );
         return None;
     }
     let ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
@@ -50,7 +53,11 @@ pub fn peer_greedy(path: &Path, prompt: &[u32], n: usize) -> Option<Vec<u32>> {
         .arg(n.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 

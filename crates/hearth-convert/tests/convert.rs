@@ -34,7 +34,9 @@ fn same_tensors(a: &Path, b: &Path) {
     let (fa, fb) = (GgufFile::open(a).unwrap(), GgufFile::open(b).unwrap());
     assert_eq!(fa.tensors().len(), fb.tensors().len());
     for t in fa.tensors() {
-        let u = fb.tensor(&t.name).unwrap_or_else(|| panic!("{} lost", t.name));
+        let u = fb
+            .tensor(&t.name)
+            .unwrap_or_else(|| panic!("{} lost", t.name));
         assert_eq!((&t.dims, t.dtype), (&u.dims, u.dtype), "{}", t.name);
         assert!(fa.tensor_data(t) == fb.tensor_data(u), "{} differs", t.name);
     }
@@ -55,7 +57,12 @@ fn tiny_models_round_trip_exactly_at_f32() {
         spec.write(&a).unwrap();
         let dir = tmp.path().join(format!("{}-hf", spec.arch));
         to_dir(&a, &dir, GgmlType::F32);
-        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"] {
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "model.safetensors",
+        ] {
             assert!(dir.join(f).exists(), "{f}");
         }
         // The safetensors crate reads what we wrote, with HF names and shapes.
@@ -67,10 +74,25 @@ fn tiny_models_round_trip_exactly_at_f32() {
         assert_eq!(hf.license().as_deref(), Some("apache-2.0"));
         assert_eq!(hf.provenance().unwrap().unwrap().operation, "convert");
         // The directory's facts agree with the file's.
-        let (fa, fd) = (ModelFacts::open(&a).unwrap(), ModelFacts::open(&dir).unwrap());
+        let (fa, fd) = (
+            ModelFacts::open(&a).unwrap(),
+            ModelFacts::open(&dir).unwrap(),
+        );
         assert_eq!(
-            (fa.parameters, fa.layers, fa.kv_heads, fa.context_length, &fa.layer_windows),
-            (fd.parameters, fd.layers, fd.kv_heads, fd.context_length, &fd.layer_windows)
+            (
+                fa.parameters,
+                fa.layers,
+                fa.kv_heads,
+                fa.context_length,
+                &fa.layer_windows
+            ),
+            (
+                fd.parameters,
+                fd.layers,
+                fd.kv_heads,
+                fd.context_length,
+                &fd.layer_windows
+            )
         );
         let b = tmp.path().join(format!("{}-back.gguf", spec.arch));
         to_gguf(&dir, &b, Scheme::Uniform(GgmlType::F32));
@@ -78,7 +100,10 @@ fn tiny_models_round_trip_exactly_at_f32() {
         let text = "hello world <|endoftext|> ünïcode";
         assert_eq!(ids(&a, text), ids(&b, text));
         let prompt = ids(&a, "hello world");
-        assert_eq!(common::greedy(&a, &prompt, 12), common::greedy(&b, &prompt, 12));
+        assert_eq!(
+            common::greedy(&a, &prompt, 12),
+            common::greedy(&b, &prompt, 12)
+        );
         let p = ModelFacts::open(&b).unwrap().provenance.unwrap();
         assert_eq!(p.chain(), vec!["convert", "convert"]);
     }
@@ -99,20 +124,36 @@ fn half_precision_directories_and_bad_input() {
         hearth_model::Transformer::open(&q).unwrap();
     }
     // Writing over an existing directory is refused; a broken config names the field.
-    let err = export(&a, &tmp.path().join("F16"), GgmlType::F32, "t", &mut |_, _, _, _, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = export(
+        &a,
+        &tmp.path().join("F16"),
+        GgmlType::F32,
+        "t",
+        &mut |_, _, _, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("exists"), "{err}");
     let cfg = tmp.path().join("F16/config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"hidden_size\"", "\"hidden\"");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"hidden_size\"", "\"hidden\"");
     std::fs::write(&cfg, text).unwrap();
-    let err = HfSource::open(&tmp.path().join("F16")).err().unwrap().to_string();
-    assert!(err.contains("config.json") && err.contains("hidden_size"), "{err}");
+    let err = HfSource::open(&tmp.path().join("F16"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("config.json") && err.contains("hidden_size"),
+        "{err}"
+    );
 }
 
 #[test]
 fn smollm2_round_trip_and_llama_cpp_agrees() {
-    let Some(real) = common::real("smollm2-135m") else { return };
+    let Some(real) = common::real("smollm2-135m") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("smol-hf");
     to_dir(&real, &dir, GgmlType::F32);
@@ -143,5 +184,11 @@ fn smollm2_round_trip_and_llama_cpp_agrees() {
         tool_version: "t".into(),
         operation: "quantize".into(),
     };
-    assert!(quantize(&src, &tmp.path().join("x.gguf"), &opts, &mut |_, _, _, _, _| {}).is_err());
+    assert!(quantize(
+        &src,
+        &tmp.path().join("x.gguf"),
+        &opts,
+        &mut |_, _, _, _, _| {}
+    )
+    .is_err());
 }

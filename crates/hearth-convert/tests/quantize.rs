@@ -61,7 +61,10 @@ fn every_type_loads_runs_and_error_follows_bits() {
                 let q = f.tensor("blk.0.attn_q.weight").unwrap();
                 assert_eq!(q.dtype, ty, "{t}");
             }
-            assert_eq!(f.tensor("blk.0.attn_norm.weight").unwrap().dtype, GgmlType::F32);
+            assert_eq!(
+                f.tensor("blk.0.attn_norm.weight").unwrap().dtype,
+                GgmlType::F32
+            );
             let e = rel_err(&reference, &logits(&out));
             errs.insert(t, e);
         }
@@ -91,7 +94,14 @@ fn q4_k_m_mixture_and_provenance() {
     let f = GgufFile::open(&out).unwrap();
     let ty = |n: &str| f.tensor(n).unwrap().dtype;
     // 8 layers: 0 (first eighth), 7 (last eighth), 3 and 6 ((i - 1) % 3 == 2) get Q6_K.
-    for (i, want) in [(0, GgmlType::Q6_K), (1, GgmlType::Q4_K), (3, GgmlType::Q6_K), (5, GgmlType::Q4_K), (6, GgmlType::Q6_K), (7, GgmlType::Q6_K)] {
+    for (i, want) in [
+        (0, GgmlType::Q6_K),
+        (1, GgmlType::Q4_K),
+        (3, GgmlType::Q6_K),
+        (5, GgmlType::Q4_K),
+        (6, GgmlType::Q6_K),
+        (7, GgmlType::Q6_K),
+    ] {
         assert_eq!(ty(&format!("blk.{i}.ffn_down.weight")), want, "layer {i}");
         assert_eq!(ty(&format!("blk.{i}.attn_v.weight")), want, "layer {i}");
     }
@@ -108,7 +118,10 @@ fn q4_k_m_mixture_and_provenance() {
     assert_eq!(p.source_file, "f32.gguf");
     let bytes = std::fs::read(&src).unwrap();
     use sha2::Digest;
-    let want: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let want: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(p.source_sha256, want);
     // Quantizing the result again keeps the first record as `previous`.
     let again = dir.path().join("q8.gguf");
@@ -125,12 +138,22 @@ fn q4_k_m_mixture_and_provenance() {
 fn requantizing_needs_consent_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("q4.gguf");
-    TinySpec::llama().with_dtype(GgmlType::Q4_0).write(&src).unwrap();
+    TinySpec::llama()
+        .with_dtype(GgmlType::Q4_0)
+        .write(&src)
+        .unwrap();
     let out = dir.path().join("q8.gguf");
     let s = GgufSource::open(&src).unwrap();
     let err = quantize(&s, &out, &opts("Q8_0"), &mut |_, _, _, _, _| {})
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Q4_0 already") && err.contains("--allow-requantize"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no output, no temp file");
+    assert!(
+        err.contains("Q4_0 already") && err.contains("--allow-requantize"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no output, no temp file"
+    );
 }

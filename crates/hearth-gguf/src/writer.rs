@@ -349,7 +349,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("3 bytes produced"), "{err}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no leftovers");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no leftovers"
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub struct ParseError(serde_json::Error);
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "provenance record `{METADATA_KEY}` is malformed: {}", self.0)
+        write!(
+            f,
+            "provenance record `{METADATA_KEY}` is malformed: {}",
+            self.0
+        )
     }
 }
 

@@ -40,7 +40,11 @@ fn inspect_json(model: &Path, extra: &[&str]) -> serde_json::Value {
         .arg("--json")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -56,7 +60,14 @@ fn tiny_model_report_has_the_required_keys() {
     let p = dir.path().join("tiny.gguf");
     TinySpec::gemma3().write(&p).unwrap();
     let r = inspect_json(&p, &["--ctx", "100", "--batch", "2"]);
-    for k in ["architecture", "parameters", "context_length", "license", "license_verdict", "memory_bytes"] {
+    for k in [
+        "architecture",
+        "parameters",
+        "context_length",
+        "license",
+        "license_verdict",
+        "memory_bytes",
+    ] {
         assert!(r.get(k).is_some(), "missing `{k}` in {r}");
     }
     assert_eq!(r["architecture"], "gemma3");
@@ -65,17 +76,34 @@ fn tiny_model_report_has_the_required_keys() {
     assert_eq!(r["sliding_window"], 16);
     assert_eq!(r["sliding_layers"], 5);
     // KV: 5 local layers hold 16 positions, 1 global holds 100; kv_dim 64; f16 K and V; 2 sequences.
-    assert_eq!(r["memory"]["kv_cache_bytes"], 2 * (5 * 16 + 100) * 64 * 2 * 2);
+    assert_eq!(
+        r["memory"]["kv_cache_bytes"],
+        2 * (5 * 16 + 100) * 64 * 2 * 2
+    );
     let verdicts = r["verdicts"].as_array().unwrap();
     assert_eq!(verdicts.len(), 6);
-    assert!(verdicts.iter().all(|v| ["pass", "warn", "fail"].contains(&v["status"].as_str().unwrap())));
+    assert!(verdicts
+        .iter()
+        .all(|v| ["pass", "warn", "fail"].contains(&v["status"].as_str().unwrap())));
 }
 
 #[test]
 fn real_models_counts_and_licences() {
     for (name, lo, hi, verdict, arch) in [
-        ("smollm2-135m", 134_000_000u64, 136_000_000u64, "permissive", "llama"),
-        ("gemma3-270m", 267_000_000, 270_000_000, "restricted", "gemma3"),
+        (
+            "smollm2-135m",
+            134_000_000u64,
+            136_000_000u64,
+            "permissive",
+            "llama",
+        ),
+        (
+            "gemma3-270m",
+            267_000_000,
+            270_000_000,
+            "restricted",
+            "gemma3",
+        ),
     ] {
         let Some(p) = real(name) else { continue };
         let r = inspect_json(&p, &[]);
@@ -94,7 +122,15 @@ fn measure_generate(model: &Path, prompt: &str, n: usize) -> (usize, u64) {
     let mut child = Command::new(hearth_bin())
         .args(["generate", "-m"])
         .arg(model)
-        .args(["-p", prompt, "-n", &n.to_string(), "--temperature", "0", "--json"])
+        .args([
+            "-p",
+            prompt,
+            "-n",
+            &n.to_string(),
+            "--temperature",
+            "0",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -113,7 +149,8 @@ fn measure_generate(model: &Path, prompt: &str, n: usize) -> (usize, u64) {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let used = v["prompt_ids"].as_array().unwrap().len() + v["generated_ids"].as_array().unwrap().len();
+    let used =
+        v["prompt_ids"].as_array().unwrap().len() + v["generated_ids"].as_array().unwrap().len();
     (used, peak_kib * 1024)
 }
 
@@ -131,8 +168,13 @@ fn memory_estimate_within_ten_percent_of_generate() {
             let r = inspect_json(&p, &["--ctx", &ctx.to_string()]);
             let est = r["memory_bytes"].as_u64().unwrap();
             let ratio = est as f64 / peak as f64;
-            eprintln!("{name} ctx {ctx}: estimate {est} B, measured peak {peak} B, ratio {ratio:.3}");
-            assert!((0.9..=1.1).contains(&ratio), "{name} ctx {ctx}: estimate {est} vs peak {peak}");
+            eprintln!(
+                "{name} ctx {ctx}: estimate {est} B, measured peak {peak} B, ratio {ratio:.3}"
+            );
+            assert!(
+                (0.9..=1.1).contains(&ratio),
+                "{name} ctx {ctx}: estimate {est} vs peak {peak}"
+            );
         }
     }
 }

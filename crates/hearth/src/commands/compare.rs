@@ -62,7 +62,12 @@ pub fn report(a: &Path, b: &Path, text: &Path, opts: &CompareOptions) -> anyhow:
     println!("| model | size (MB) | perplexity |");
     println!("|---|---:|---:|");
     for s in [&r.reference, &r.candidate] {
-        println!("| {} | {:.1} | {:.4} |", s.path, s.bytes as f64 / 1e6, s.ppl);
+        println!(
+            "| {} | {:.1} | {:.4} |",
+            s.path,
+            s.bytes as f64 / 1e6,
+            s.ppl
+        );
     }
     println!();
     println!("compression ratio  {:.2}x", r.compression_ratio);
