@@ -34,4 +34,4 @@ pub use inspect::{inspect, InspectReport};
 pub use license::LicenseVerdict;
 pub use recipe::Scheme;
 pub use source::{GgufSource, TensorSource};
-pub use write_gguf::{quantize, QuantizeOptions, WriteSummary};
+pub use write_gguf::{quantize, quantize_for_loading, QuantizeOptions, WriteSummary};

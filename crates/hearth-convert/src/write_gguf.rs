@@ -153,3 +153,32 @@ fn license_of(metadata: &[(String, Value)]) -> Option<String> {
         .and_then(|(_, v)| v.as_str())
         .map(str::to_string)
 }
+
+/// Quantizes `src` for immediate use (`--quantize` at load time): writes a temporary
+/// GGUF beside the system's temp files, maps it, and unlinks it at once, so the
+/// mapping lives as long as the returned file and nothing is left on disk.
+pub fn quantize_for_loading(
+    src: &dyn TensorSource,
+    scheme: Scheme,
+    progress: ProgressFn<'_>,
+) -> Result<hearth_gguf::GgufFile> {
+    let stem = src
+        .path()
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let tmp = std::env::temp_dir().join(format!(
+        "{stem}.{scheme}.hearth-{}.gguf",
+        std::process::id()
+    ));
+    let opts = QuantizeOptions {
+        scheme,
+        allow_requantize: false,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        operation: "quantize".into(),
+    };
+    quantize(src, &tmp, &opts, progress)?;
+    let file = hearth_gguf::GgufFile::open(&tmp);
+    let _ = std::fs::remove_file(&tmp);
+    Ok(file?)
+}
