@@ -192,3 +192,24 @@ fn smollm2_round_trip_and_llama_cpp_agrees() {
     )
     .is_err());
 }
+
+#[test]
+fn gemma3_quantized_from_safetensors_agrees_with_llama_cpp() {
+    let Some(real) = common::real("gemma3-270m") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("gemma-hf");
+    to_dir(&real, &dir, GgmlType::F32);
+    let prompt = ids(&real, "The capital of France is");
+    for t in ["Q8_0", "Q4_K_M"] {
+        let q = tmp.path().join(format!("gemma-{t}.gguf"));
+        to_gguf(&dir, &q, t.parse().unwrap());
+        assert_eq!(ids(&q, "The capital of France is"), prompt);
+        // Twelve tokens: beyond that a near-tie in Q8_0 may fall either way.
+        let ours = common::greedy(&q, &prompt, 12);
+        if let Some(peer) = common::peer_greedy(&q, &prompt, 12) {
+            assert_eq!(ours, peer, "{t}: hearth and llama.cpp disagree");
+        }
+    }
+}

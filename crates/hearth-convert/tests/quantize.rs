@@ -2,6 +2,8 @@
 //! quality follows the bits, the recipe assigns the mixture, provenance is recorded.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
 use hearth_convert::source::GgufSource;
@@ -156,4 +158,24 @@ fn requantizing_needs_consent_and_leaves_nothing_behind() {
         1,
         "no output, no temp file"
     );
+}
+
+/// Our Q4_K_M recipe gives every tensor of Gemma 3 270M the type llama.cpp's own
+/// Q4_K_M file has (Q4_K, Q6_K where more bits help, the Q5_0/Q8_0 fallbacks for rows
+/// of 640, F32 vectors).
+#[test]
+fn q4_k_m_recipe_matches_llama_cpp_on_gemma3() {
+    let Some(p) = common::real("gemma3-270m") else {
+        return;
+    };
+    let f = GgufFile::open(&p).unwrap();
+    assert_eq!(f.u64("general.file_type").unwrap(), 15, "a Q4_K_M file");
+    let layout = hearth_convert::recipe::Layout {
+        n_layers: f.u64("gemma3.block_count").unwrap() as usize,
+        has_output: f.tensor("output.weight").is_some(),
+    };
+    for t in f.tensors() {
+        let ours = hearth_convert::recipe::type_for(Scheme::Q4KM, &layout, &t.name, &t.dims);
+        assert_eq!(ours, t.dtype, "{}", t.name);
+    }
 }
