@@ -41,7 +41,8 @@ for m in $MODELS; do
       p=$("$HEARTH" perplexity -m "$out" -f "$TEXT" --ctx 512 --json 2>/dev/null \
         | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])')
     fi
-    python3 -c "print('| $m | $t | %.1f | %.2fx | $p | %+.2f%% | $top1 |' % ($b / 1e6, $fb / $b, ($p - $ref) / $ref * 100))"
+    read -r size ratio delta <<<"$(python3 -c "print('%.1f %.2fx %+.2f%%' % ($b / 1e6, $fb / $b, ($p - $ref) / $ref * 100))")"
+    echo "| $m | $t | $size | $ratio | $p | $delta | $top1 |"
   done
   echo "($m: $n tokens scored in chunks of 512 from the first $CHARS bytes of the text)" >&2
 done

@@ -199,8 +199,11 @@ impl HfDir {
         &self.metadata
     }
 
-    /// The directory's name, as the model's name.
+    /// The model's name: `_name_or_path` of `config.json`, else the directory's name.
     pub fn name(&self) -> Option<String> {
+        if let Some(n) = self.config.get("_name_or_path").and_then(Json::as_str) {
+            return Some(n.to_string());
+        }
         self.path
             .canonicalize()
             .ok()?

@@ -164,6 +164,9 @@ fn config_json(c: &ModelConfig, tied: bool, dtype: &str, f: &GgufFile) -> Result
     let o = v
         .as_object_mut()
         .ok_or_else(|| Error::InvalidArgument("config".into()))?;
+    if let Some(name) = f.str_opt("general.name")? {
+        o.insert("_name_or_path".into(), json!(name));
+    }
     if global.rope_pos_scale != 1.0 {
         o.insert(
             "rope_scaling".into(),

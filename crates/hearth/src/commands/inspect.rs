@@ -113,10 +113,10 @@ fn print_report(r: &InspectReport) {
         }
     }
     println!();
-    println!("  {:<24} {:<22} {:<5} why", "criterion", "value", "");
+    println!("  {:<24} {:<26} {:<5} why", "criterion", "value", "");
     for c in &r.verdicts {
         println!(
-            "  {:<24} {:<22} {:<5} {}",
+            "  {:<24} {:<26} {:<5} {}",
             c.criterion,
             c.value,
             c.status.as_str(),
