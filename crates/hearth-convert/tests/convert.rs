@@ -97,7 +97,11 @@ fn tiny_models_round_trip_exactly_at_f32() {
         let b = tmp.path().join(format!("{}-back.gguf", spec.arch));
         to_gguf(&dir, &b, Scheme::Uniform(GgmlType::F32));
         same_tensors(&a, &b);
-        let name = GgufFile::open(&b).unwrap().str("general.name").unwrap().to_string();
+        let name = GgufFile::open(&b)
+            .unwrap()
+            .str("general.name")
+            .unwrap()
+            .to_string();
         assert_eq!(name, format!("tiny-{}", spec.arch));
         let text = "hello world <|endoftext|> ünïcode";
         assert_eq!(ids(&a, text), ids(&b, text));

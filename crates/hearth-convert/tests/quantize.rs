@@ -70,6 +70,7 @@ fn every_type_loads_runs_and_error_follows_bits() {
             let e = rel_err(&reference, &logits(&out));
             errs.insert(t, e);
         }
+        eprintln!("{}: {errs:?}", spec.arch);
         let e = |t: &str| errs[t];
         assert_eq!(e("F32"), 0.0);
         assert!(e("F16") < 0.01, "{errs:?}");
