@@ -19,7 +19,7 @@ pub use dtype::GgmlType;
 pub use error::{Error, Result};
 pub use reader::{GgufFile, TensorInfo};
 pub use value::{Value, ValueType};
-pub use writer::{GgufWriter, TensorToWrite};
+pub use writer::{GgufWriter, TensorSpec, TensorToWrite};
 
 /// The four magic bytes that open every GGUF file.
 pub const MAGIC: [u8; 4] = *b"GGUF";

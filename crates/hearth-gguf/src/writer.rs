@@ -80,16 +80,39 @@ impl GgufWriter {
     }
 
     fn write_into(&self, w: &mut impl Write) -> std::io::Result<()> {
-        let align = self
-            .metadata
+        let entries: Vec<TensorEntry<'_>> = self
+            .tensors
+            .iter()
+            .map(|t| TensorEntry {
+                name: &t.name,
+                dims: &t.dims,
+                dtype: t.dtype,
+                n_bytes: t.data.len() as u64,
+            })
+            .collect();
+        let align = self.alignment();
+        w.write_all(&self.header(&entries, align))?;
+        for t in &self.tensors {
+            w.write_all(&t.data)?;
+            w.write_all(&padding(t.data.len() as u64, align))?;
+        }
+        Ok(())
+    }
+
+    fn alignment(&self) -> u64 {
+        self.metadata
             .iter()
             .find(|(k, _)| k == "general.alignment")
             .and_then(|(_, v)| v.as_u64())
-            .unwrap_or(DEFAULT_ALIGNMENT);
+            .unwrap_or(DEFAULT_ALIGNMENT)
+    }
+
+    /// Header, metadata and tensor directory, padded to the alignment.
+    fn header(&self, entries: &[TensorEntry<'_>], align: u64) -> Vec<u8> {
         let mut head: Vec<u8> = Vec::new();
         head.extend_from_slice(&MAGIC);
         head.extend_from_slice(&3u32.to_le_bytes());
-        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        head.extend_from_slice(&(entries.len() as u64).to_le_bytes());
         head.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (k, v) in &self.metadata {
             head.extend_from_slice(&encode_str(k));
@@ -97,26 +120,121 @@ impl GgufWriter {
             encode_value(v, &mut head);
         }
         let mut offset = 0u64;
-        for t in &self.tensors {
-            head.extend_from_slice(&encode_str(&t.name));
+        for t in entries {
+            head.extend_from_slice(&encode_str(t.name));
             head.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-            for d in &t.dims {
+            for d in t.dims {
                 head.extend_from_slice(&d.to_le_bytes());
             }
             head.extend_from_slice(&t.dtype.id().to_le_bytes());
             head.extend_from_slice(&offset.to_le_bytes());
-            offset += (t.data.len() as u64).div_ceil(align) * align;
+            offset += t.n_bytes.div_ceil(align) * align;
         }
-        let pad = (head.len() as u64).div_ceil(align) * align - head.len() as u64;
-        head.resize(head.len() + pad as usize, 0);
-        w.write_all(&head)?;
-        for t in &self.tensors {
-            w.write_all(&t.data)?;
-            let pad = (t.data.len() as u64).div_ceil(align) * align - t.data.len() as u64;
-            w.write_all(&vec![0u8; pad as usize])?;
+        let pad = padding(head.len() as u64, align);
+        head.extend_from_slice(&pad);
+        head
+    }
+
+    /// Writes the metadata given so far and the tensors `specs` to `path`, asking
+    /// `produce(i, spec)` for each tensor's bytes in order, one at a time: memory stays
+    /// bounded by the largest tensor however big the file. Tensors added with
+    /// [`tensor`](Self::tensor) are ignored. The file appears under its name only when
+    /// complete; on any error the partial file is removed.
+    pub fn write_streamed<E: From<Error>>(
+        &self,
+        path: impl AsRef<Path>,
+        specs: &[TensorSpec],
+        mut produce: impl FnMut(usize, &TensorSpec) -> std::result::Result<Vec<u8>, E>,
+    ) -> std::result::Result<(), E> {
+        let path = path.as_ref();
+        let mut entries = Vec::with_capacity(specs.len());
+        for s in specs {
+            let n: u64 = s.dims.iter().product();
+            let n_bytes = s.dtype.bytes_for(n).ok_or_else(|| Error::Tensor {
+                path: path.to_path_buf(),
+                tensor: s.name.clone(),
+                what: format!("{n} elements do not fill whole {} blocks", s.dtype),
+            })?;
+            entries.push(TensorEntry {
+                name: &s.name,
+                dims: &s.dims,
+                dtype: s.dtype,
+                n_bytes,
+            });
         }
+        let tmp = tmp_path(path);
+        let result = self.stream_into(&tmp, &entries, specs, &mut produce);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return result;
+        }
+        std::fs::rename(&tmp, path).map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            E::from(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    fn stream_into<E: From<Error>>(
+        &self,
+        tmp: &Path,
+        entries: &[TensorEntry<'_>],
+        specs: &[TensorSpec],
+        produce: &mut impl FnMut(usize, &TensorSpec) -> std::result::Result<Vec<u8>, E>,
+    ) -> std::result::Result<(), E> {
+        let io = |source| Error::Io {
+            path: tmp.to_path_buf(),
+            source,
+        };
+        let align = self.alignment();
+        let file = File::create(tmp).map_err(io)?;
+        let mut w = BufWriter::new(file);
+        w.write_all(&self.header(entries, align)).map_err(io)?;
+        for (i, (spec, entry)) in specs.iter().zip(entries).enumerate() {
+            let data = produce(i, spec)?;
+            if data.len() as u64 != entry.n_bytes {
+                return Err(E::from(Error::Tensor {
+                    path: tmp.to_path_buf(),
+                    tensor: spec.name.clone(),
+                    what: format!(
+                        "{} bytes produced, {} expected for {}",
+                        data.len(),
+                        entry.n_bytes,
+                        spec.dtype
+                    ),
+                }));
+            }
+            w.write_all(&data).map_err(io)?;
+            w.write_all(&padding(entry.n_bytes, align)).map_err(io)?;
+        }
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
         Ok(())
     }
+}
+
+/// A tensor's directory entry for [`GgufWriter::write_streamed`]: its bytes come later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    /// Tensor name.
+    pub name: String,
+    /// Dimensions in ggml order (`dims[0]` is the row length).
+    pub dims: Vec<u64>,
+    /// Element type the bytes will have.
+    pub dtype: GgmlType,
+}
+
+struct TensorEntry<'a> {
+    name: &'a str,
+    dims: &'a [u64],
+    dtype: GgmlType,
+    n_bytes: u64,
+}
+
+fn padding(len: u64, align: u64) -> Vec<u8> {
+    vec![0u8; (len.div_ceil(align) * align - len) as usize]
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -205,6 +323,37 @@ mod tests {
         let data = f.tensor_data(t);
         assert_eq!(f32::from_le_bytes(data[28..32].try_into().unwrap()), 7.0);
         assert_eq!(f.tensor_data(f.tensor("q").unwrap()), &[1u8; 34][..]);
+    }
+
+    #[test]
+    fn streamed_matches_buffered_and_cleans_up_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.gguf"), dir.path().join("b.gguf"));
+        let w = sample();
+        w.write(&a).unwrap();
+        let specs: Vec<TensorSpec> = w
+            .tensors
+            .iter()
+            .map(|t| TensorSpec {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                dtype: t.dtype,
+            })
+            .collect();
+        w.write_streamed::<Error>(&b, &specs, |i, _| Ok(w.tensors[i].data.clone()))
+            .unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let c = dir.path().join("c.gguf");
+        let err = w
+            .write_streamed::<Error>(&c, &specs, |_, _| Ok(vec![0u8; 3]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 bytes produced"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no leftovers"
+        );
     }
 
     #[test]

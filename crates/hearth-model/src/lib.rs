@@ -17,11 +17,11 @@ mod qmatmul;
 pub mod tiny;
 mod transformer;
 
-pub use arch::supported_architectures;
+pub use arch::{config_from_gguf, supported_architectures};
 pub use config::{Activation, LayerSpec, ModelConfig};
 pub use error::{Error, Result};
 pub use hearth_kernels::RopeStyle;
 pub use kv_cache::KvCache;
 pub use paged::{PagedKv, RaggedBatch, SeqSlice, WindowTable};
 pub use qmatmul::QMatrix;
-pub use transformer::Transformer;
+pub use transformer::{Transformer, MAX_CHUNK};

@@ -37,6 +37,14 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     /// Build clean training sets: dedup, quality, domains, perplexity, PII, pipelines.
     Data(commands::data::DataArgs),
+    /// Show a model's shape, licence, memory needs and the selection checklist.
+    Inspect(commands::inspect::InspectArgs),
+    /// Quantize F32/F16/BF16 weights to a GGUF type or mixture (Q8_0, Q4_K_M, ...).
+    Quantize(commands::quantize::QuantizeArgs),
+    /// Convert GGUF to a Hugging Face style directory (safetensors) and back.
+    Convert(commands::convert::ConvertArgs),
+    /// Compare a converted model with its source: size, perplexity, top-1 agreement.
+    Compare(commands::compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +67,10 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Keys(a) => commands::keys::run(a),
         Command::Data(a) => commands::data::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Quantize(a) => commands::quantize::run(a),
+        Command::Convert(a) => commands::convert::run(a),
+        Command::Compare(a) => commands::compare::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,7 +21,7 @@ pub fn supported_architectures() -> Vec<&'static str> {
 }
 
 /// Reads the config of whatever architecture the file declares.
-pub(crate) fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig> {
+pub fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig> {
     let arch = f.str("general.architecture")?;
     let (_, read) = REGISTRY.iter().find(|(n, _)| *n == arch).ok_or_else(|| {
         Error::UnsupportedArchitecture {

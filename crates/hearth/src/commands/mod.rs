@@ -3,13 +3,17 @@
 pub mod bench;
 pub mod bench_serve;
 pub mod chat;
+pub mod compare;
+pub mod convert;
 pub mod data;
 pub mod generate;
 pub mod guard;
 pub mod guard_eval;
+pub mod inspect;
 pub mod keys;
 pub mod perplexity;
 pub mod pull;
+pub mod quantize;
 pub mod serve;
 pub mod tokenize;
 
@@ -32,6 +36,9 @@ pub struct ModelArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// Quantize an F32/F16/BF16 model (or directory) while loading: Q8_0, Q4_K_M, ...
+    #[arg(long)]
+    pub quantize: Option<String>,
 }
 
 /// A model and its tokenizer, loaded from one file.
@@ -45,7 +52,24 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Loaded> {
         set_threads(self.threads)?;
         let path = hearth_hub::resolve(&self.model, &pull::progress_bar())?;
-        let file = Arc::new(GgufFile::open(&path)?);
+        let file = Arc::new(match &self.quantize {
+            None => GgufFile::open(&path)?,
+            Some(t) => {
+                let src = quantize::open_source(&path)?;
+                let bar = indicatif::ProgressBar::new(0);
+                let file = hearth_convert::quantize_for_loading(
+                    src.as_ref(),
+                    t.parse()?,
+                    &mut |_, _, done, total, _| {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    },
+                )
+                .with_context(|| format!("quantizing {} to {t} while loading", path.display()))?;
+                bar.finish_and_clear();
+                file
+            }
+        });
         let tokenizer = Tokenizer::from_gguf(&file)
             .with_context(|| format!("{}: reading the tokenizer", path.display()))?;
         let model = Transformer::from_gguf(file)?;

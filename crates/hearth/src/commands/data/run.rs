@@ -65,6 +65,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
             let m = ModelArgs {
                 model: a.model.clone(),
                 threads: a.threads,
+                quantize: None,
             };
             Some(EngineScorer::new(m.load()?, a.ctx))
         } else {

@@ -113,6 +113,7 @@ pub fn perplexity(a: &PerplexityArgs) -> anyhow::Result<()> {
     let model = ModelArgs {
         model: a.model.clone(),
         threads: a.io.threads,
+        quantize: None,
     };
     let scorer = EngineScorer::new(model.load()?, a.ctx);
     let stage = PerplexityFilter {
