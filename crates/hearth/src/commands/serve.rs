@@ -81,7 +81,7 @@ pub struct ServeArgs {
 /// Where keys and usage live.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArgs {
-    /// SQLite database of API keys and usage (default: <cache>/usage.sqlite).
+    /// SQLite database of API keys and usage (default: `<cache>/usage.sqlite`).
     #[arg(long, env = "HEARTH_USAGE_DB", global = true)]
     pub usage_db: Option<PathBuf>,
 }
