@@ -35,6 +35,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Manage API keys and see their usage.
     Keys(commands::keys::KeysArgs),
+    /// Run attack suites against an OpenAI-compatible server and report compliance and leaks.
+    Redteam(commands::redteam::RedteamArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Guard(a) => commands::guard::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Keys(a) => commands::keys::run(a),
+        Command::Redteam(a) => commands::redteam::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

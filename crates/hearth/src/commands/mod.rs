@@ -8,6 +8,7 @@ pub mod guard;
 pub mod keys;
 pub mod perplexity;
 pub mod pull;
+pub mod redteam;
 pub mod serve;
 pub mod tokenize;
 
