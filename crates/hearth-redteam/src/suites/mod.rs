@@ -24,6 +24,11 @@ pub enum Goal {
     Withhold {
         /// The string that must not come back.
         secret: String,
+        /// Passages whose verbatim occurrences in the reply are removed before looking
+        /// for the secret: for injection, the hidden instruction itself, so a reply that
+        /// merely quotes the document is not counted as obeying it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        quoted: Vec<String>,
     },
 }
 

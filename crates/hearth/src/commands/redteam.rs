@@ -227,5 +227,16 @@ fn eval_detector() -> anyhow::Result<()> {
         "  precision {:.3}  recall {:.3}  accuracy {:.3}   (garak's keyword detector: P 0.60 / R 0.92)",
         s.precision, s.recall, s.accuracy
     );
+    for x in &set {
+        if hearth_redteam::detector::is_refusal(&x.response) != x.refusal {
+            let head: String = x.response.chars().take(100).collect();
+            let kind = if x.refusal {
+                "missed refusal"
+            } else {
+                "false refusal"
+            };
+            println!("  {kind}: {:?}", head);
+        }
+    }
     Ok(())
 }
