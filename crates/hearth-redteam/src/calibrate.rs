@@ -108,9 +108,12 @@ pub fn read_pyrit_refusal_csv(path: &Path) -> Result<Vec<Labelled>> {
     .collect()
 }
 
+/// A CSV record: the line it starts on and its fields.
+type CsvRecord = (usize, Vec<String>);
+
 /// RFC 4180 records with the line each starts on; `Err((line, what))` on an unclosed
 /// quote.
-fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+fn parse_csv(text: &str) -> std::result::Result<Vec<CsvRecord>, (usize, String)> {
     let mut out = Vec::new();
     let (mut rec, mut field) = (Vec::new(), String::new());
     let (mut line, mut start, mut quoted, mut any) = (1, 1, false, false);

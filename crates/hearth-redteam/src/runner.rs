@@ -211,7 +211,10 @@ fn attempt(ep: &Endpoint, p: &Probe, cfg: &RunConfig) -> Attempt {
     let result = loop {
         let r = ep.request("POST", "/chat/completions", Some(&body), cfg.timeout);
         let (retry, after) = match &r {
-            Ok(HttpReply { status, .. }) if matches!(status, 429 | 502 | 503 | 504) => (
+            Ok(HttpReply {
+                status: 429 | 502 | 503 | 504,
+                ..
+            }) => (
                 true,
                 r.as_ref()
                     .ok()
