@@ -73,7 +73,7 @@ pub struct Attempt {
     pub suite: String,
     /// Its category.
     pub category: String,
-    /// Its user message, cut to [`EXCERPT_CHARS`].
+    /// Its user message; when longer than [`EXCERPT_CHARS`], its head and tail.
     pub prompt_excerpt: String,
     /// The verdict.
     pub verdict: Verdict,
@@ -100,6 +100,18 @@ fn excerpt(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A long prompt's head and tail (a jailbreak template's request comes last).
+fn prompt_excerpt(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= EXCERPT_CHARS {
+        return s.to_string();
+    }
+    let half = EXCERPT_CHARS / 2;
+    let head: String = s.chars().take(half).collect();
+    let tail: String = s.chars().skip(n - half).collect();
+    format!("{head} … {tail}")
 }
 
 /// Asks `/models` for the first model id (for servers that require `model`).
@@ -153,7 +165,7 @@ fn blank(p: &Probe, verdict: Verdict) -> Attempt {
         id: p.id.clone(),
         suite: p.suite.clone(),
         category: p.category.clone(),
-        prompt_excerpt: excerpt(&p.user),
+        prompt_excerpt: prompt_excerpt(&p.user),
         verdict,
         reply_excerpt: String::new(),
         refusal_marker: None,
@@ -419,6 +431,15 @@ mod tests {
             (Some(64), Some(0.0))
         );
         assert_eq!(r["model"], "m");
+    }
+
+    #[test]
+    fn long_prompts_keep_head_and_tail() {
+        let p = format!("START{}END", "x".repeat(1000));
+        let e = prompt_excerpt(&p);
+        assert!(e.starts_with("START") && e.ends_with("END") && e.contains(" … "));
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 3);
+        assert_eq!(prompt_excerpt("short"), "short");
     }
 
     #[test]
