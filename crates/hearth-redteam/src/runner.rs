@@ -24,7 +24,7 @@ pub struct RunConfig {
     pub model: Option<String>,
     /// Per-request connect/read/write timeout.
     pub timeout: Duration,
-    /// Retries after a 429/502/503/504 or a network error.
+    /// Retries after a 429/502/503/504 or a network error other than a timeout.
     pub retries: u32,
     /// Longest wait between retries, whatever `Retry-After` says.
     pub max_backoff: Duration,
@@ -37,7 +37,7 @@ impl Default for RunConfig {
             max_tokens: 128,
             temperature: 0.0,
             model: None,
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(300),
             retries: 4,
             max_backoff: Duration::from_secs(60),
         }
@@ -235,7 +235,9 @@ fn attempt(ep: &Endpoint, p: &Probe, cfg: &RunConfig) -> Attempt {
                     .map(String::from),
             ),
             Ok(_) => (false, None),
-            Err(_) => (true, None),
+            // A timeout after the request went out means the server is busy with it:
+            // sending it again would only add load. Retry only what never arrived.
+            Err(e) => (!is_timeout(e), None),
         };
         if !retry || retries >= cfg.retries {
             break r;
@@ -249,6 +251,13 @@ fn attempt(ep: &Endpoint, p: &Probe, cfg: &RunConfig) -> Attempt {
     a.retries = retries;
     a.latency_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
     a
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// Judges one HTTP outcome against the probe's goal.

@@ -39,10 +39,11 @@ pub struct RedteamArgs {
     /// Sampling temperature (0: greedy and reproducible).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 120)]
+    /// Per-request timeout in seconds (a timed-out request is not retried: the server
+    /// is still working on it).
+    #[arg(long, default_value_t = 300)]
     pub timeout: u64,
-    /// Retries after 429/502/503/504 (honouring Retry-After) or network errors.
+    /// Retries after 429/502/503/504 (honouring Retry-After) or connection errors.
     #[arg(long, default_value_t = 4)]
     pub retries: u32,
     /// Write the full report (every probe, verdict and reply excerpt) here as JSON.
