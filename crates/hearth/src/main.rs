@@ -45,6 +45,8 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Compare a converted model with its source: size, perplexity, top-1 agreement.
     Compare(commands::compare::CompareArgs),
+    /// Run attack suites against an OpenAI-compatible server and report compliance and leaks.
+    Redteam(commands::redteam::RedteamArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Quantize(a) => commands::quantize::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Compare(a) => commands::compare::run(a),
+        Command::Redteam(a) => commands::redteam::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod perplexity;
 pub mod pull;
 pub mod quantize;
+pub mod redteam;
 pub mod serve;
 pub mod tokenize;
 
