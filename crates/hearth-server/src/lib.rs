@@ -173,32 +173,54 @@ async fn rewrap(r: Response) -> Response {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves; then stops taking
 /// requests, lets in-flight ones finish for up to `grace`, and returns.
+///
+/// HTTP/1.1 with title-case header names on the wire (`Access-Control-Allow-Origin`), as
+/// llama-server and most servers write them: some clients compare names case-sensitively.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
     let app = router(Arc::clone(&state));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let drain_state = Arc::clone(&state);
-    let signal = async move {
-        shutdown.await;
-        tracing::info!(
-            "shutting down: no new requests; waiting up to {grace:?} for in-flight ones"
-        );
-        drain_state.start_draining();
-        let _ = tx.send(());
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let server = tokio::spawn(async move { server.await });
-    let _ = rx.await;
-    match tokio::time::timeout(grace, server).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => {
-            tracing::warn!("grace period over; abandoning requests still running");
-            Ok(())
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .title_case_headers(true)
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
         }
     }
+    drop(listener);
+    tracing::info!("shutting down: no new requests; waiting up to {grace:?} for in-flight ones");
+    state.start_draining();
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; abandoning requests still running");
+    }
+    Ok(())
 }
