@@ -229,3 +229,19 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn key_files_hold_one_key_per_line_with_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("keys.txt");
+        std::fs::write(&p, "# team keys\nsk-one\n\n  sk-two   # bob\n#sk-old\n").unwrap();
+        assert_eq!(read_key_file(&p).unwrap(), vec!["sk-one", "sk-two"]);
+        let missing = read_key_file(&dir.path().join("nope")).unwrap_err();
+        assert!(format!("{missing:#}").contains("nope"), "{missing:#}");
+    }
+}
