@@ -132,7 +132,6 @@ const HARMLESS: &[&str] = &[
     "service_tier",
     "parallel_tool_calls",
     "cache_prompt",
-    "stream_options",
     "reasoning_effort",
     "timings_per_token",
     "return_tokens",

@@ -119,6 +119,26 @@ pub async fn submit(
     .map_err(|e| ApiError::from_engine(e, prompt_param))
 }
 
+/// Runs one prompt to its end for a non-streamed answer: submit, read, bill, and apply
+/// the caller's output policy. Returns the choice and the usage guard (which bills when
+/// dropped).
+pub async fn complete_one(
+    state: &Arc<AppState>,
+    model: &Arc<ServedModel>,
+    caller: Caller,
+    id: &str,
+    prompt: Vec<u32>,
+    params: &GenerateParams,
+) -> Result<(Collected, UsageGuard), ApiError> {
+    let policy = caller.policy.output;
+    let prompt_len = prompt.len();
+    let streams = submit(model, &[prompt], params, 1, "prompt").await?;
+    let usage = UsageGuard::new(Arc::clone(state), caller, id.to_string(), prompt_len);
+    let mut done = collect_all(streams, 1, &usage).await?;
+    filter_collected(state, policy, id, &mut done);
+    Ok((done.pop().unwrap_or_default(), usage))
+}
+
 /// One event of a choice.
 #[derive(Debug, Clone)]
 pub enum ChoiceEvent {

@@ -69,25 +69,29 @@ impl CorsOrigins {
             CorsOrigins::Any => true,
             CorsOrigins::List(l) => l.iter().any(|o| o == origin),
             CorsOrigins::Localhost => {
-                let rest = origin
+                let Some(rest) = origin
                     .strip_prefix("http://")
-                    .or_else(|| origin.strip_prefix("https://"));
-                let Some(rest) = rest else { return false };
-                let host = if let Some(v6) = rest.strip_prefix('[') {
-                    match v6.split_once(']') {
-                        Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
-                        _ => return false,
-                    }
-                } else {
-                    rest.split(':').next().unwrap_or("")
+                    .or_else(|| origin.strip_prefix("https://"))
+                else {
+                    return false;
                 };
-                let port_ok = match rest.rsplit_once(':') {
-                    Some((_, p)) if !rest.ends_with(']') && !p.contains(']') => {
-                        p.parse::<u16>().is_ok()
-                    }
-                    _ => true,
+                // `host[:port]` or `[v6][:port]`.
+                let (host, port) = match rest.strip_prefix('[') {
+                    Some(v6) => match v6.split_once(']') {
+                        Some((h, "")) => (h, None),
+                        Some((h, after)) => match after.strip_prefix(':') {
+                            Some(p) => (h, Some(p)),
+                            None => return false,
+                        },
+                        None => return false,
+                    },
+                    None => match rest.split_once(':') {
+                        Some((h, p)) => (h, Some(p)),
+                        None => (rest, None),
+                    },
                 };
-                matches!(host, "localhost" | "127.0.0.1" | "::1") && port_ok
+                port.is_none_or(|p| p.parse::<u16>().is_ok())
+                    && matches!(host, "localhost" | "127.0.0.1" | "::1")
             }
         }
     }
@@ -102,6 +106,9 @@ pub struct ServerOptions {
     pub cors: CorsOrigins,
     /// Ask the served model for a second opinion in `/v1/moderations`.
     pub moderation_judge: bool,
+    /// New tokens of a chat reply when the request names no limit (`None`: the rest
+    /// of the context, as vLLM).
+    pub default_max_tokens: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -110,6 +117,7 @@ impl Default for ServerOptions {
             log_prompts: false,
             cors: CorsOrigins::Localhost,
             moderation_judge: false,
+            default_max_tokens: None,
         }
     }
 }

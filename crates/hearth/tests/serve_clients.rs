@@ -241,7 +241,7 @@ fn llm_comply_openai_chat_passes_except_tools_and_images_which_get_a_clean_400()
     let s = start(
         &model,
         &dir.path().join("u.sqlite"),
-        &["--api-key", "sk-comply"],
+        &["--api-key", "sk-comply", "--default-max-tokens", "256"],
     );
     let out = Command::new(&comply)
         .args([

@@ -184,7 +184,11 @@ async fn handle(
         (Some(v), _) => (Some(v), "max_completion_tokens"),
         (None, v) => (v, "max_tokens"),
     };
-    let max_tokens = params::max_tokens(given, param, room)?;
+    let default = state
+        .options
+        .default_max_tokens
+        .map_or(room, |cap| cap.min(room));
+    let max_tokens = params::max_tokens(given, param, default)?;
     let fields = SamplingFields {
         temperature: req.temperature,
         top_p: req.top_p,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::parse_json;
 use crate::params::{self, SamplingFields};
-use crate::run::{self, UsageGuard};
+use crate::run;
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -106,12 +106,7 @@ pub async fn completion(
         let gen = params::generate_params(&fields, max_tokens, None)?;
         state.auth.admit(&caller)?;
         let id = state.request_id("cmpl");
-        let prompt_len = prompt.len();
-        let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
-        let mut done = run::collect_all(streams, 1, &usage).await?;
-        run::filter_collected(&state, policy.output, &id, &mut done);
-        let c = done.pop().unwrap_or_default();
+        let (c, usage) = run::complete_one(&state, &m, caller, &id, prompt, &gen).await?;
         let stop_type = match c.finish_reason {
             _ if c.content_filtered => "content_filter",
             Some(hearth_engine::FinishReason::Stop) => "eos",

@@ -15,7 +15,7 @@ use hearth_tokenizer::chat::ChatMessage;
 
 use super::{parse_json, token_text};
 use crate::params::{self, SamplingFields};
-use crate::run::{self, UsageGuard};
+use crate::run;
 use crate::state::AppState;
 use crate::ApiError;
 
@@ -182,12 +182,7 @@ pub async fn generate(
         let gen = params::generate_params(&fields, max_tokens, None)?;
         state.auth.admit(&caller)?;
         let id = state.request_id("gen");
-        let prompt_len = prompt.len();
-        let streams = run::submit(&m, &[prompt], &gen, 1, "prompt").await?;
-        let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
-        let mut done = run::collect_all(streams, 1, &usage).await?;
-        run::filter_collected(&state, policy.output, &id, &mut done);
-        let c = done.pop().unwrap_or_default();
+        let (c, usage) = run::complete_one(&state, &m, caller, &id, prompt, &gen).await?;
         Ok::<_, ApiError>(
             Json(GenerateResponse {
                 finish_reason: c.finish_reason_str().unwrap_or_else(|| "length".into()),

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// replies before flagged content, redact personal data; streamed too).
     #[arg(long, default_value = "off", value_parser = parse_output_policy)]
     pub output_policy: OutputPolicy,
+    /// New tokens of a chat reply when the request sets no `max_tokens` (default: the
+    /// rest of the context, as vLLM).
+    #[arg(long)]
+    pub default_max_tokens: Option<usize>,
     /// In /v1/moderations, ask the served model for a second opinion (Llama Guard style).
     #[arg(long)]
     pub moderation_judge: bool,
@@ -141,6 +145,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             log_prompts: args.log_prompts,
             cors: CorsOrigins::parse(&args.cors_origins),
             moderation_judge: args.moderation_judge,
+            default_max_tokens: args.default_max_tokens,
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
