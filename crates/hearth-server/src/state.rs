@@ -109,6 +109,8 @@ pub struct ServerOptions {
     /// New tokens of a chat reply when the request names no limit (`None`: the rest
     /// of the context, as vLLM).
     pub default_max_tokens: Option<usize>,
+    /// Sampling temperature when a request sets none (OpenAI's default: 1.0).
+    pub default_temperature: f32,
 }
 
 impl Default for ServerOptions {
@@ -118,6 +120,7 @@ impl Default for ServerOptions {
             cors: CorsOrigins::Localhost,
             moderation_judge: false,
             default_max_tokens: None,
+            default_temperature: 1.0,
         }
     }
 }

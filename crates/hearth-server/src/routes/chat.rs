@@ -190,7 +190,7 @@ async fn handle(
         .map_or(room, |cap| cap.min(room));
     let max_tokens = params::max_tokens(given, param, default)?;
     let fields = SamplingFields {
-        temperature: req.temperature,
+        temperature: Some(req.temperature.unwrap_or(state.options.default_temperature)),
         top_p: req.top_p,
         top_k: req.top_k,
         min_p: req.min_p,

@@ -141,7 +141,7 @@ async fn handle(
     let prompts = prompts(&model, &req.prompt)?;
     let max_tokens = params::max_tokens(req.max_tokens, "max_tokens", 16)?;
     let fields = SamplingFields {
-        temperature: req.temperature,
+        temperature: Some(req.temperature.unwrap_or(state.options.default_temperature)),
         top_p: req.top_p,
         top_k: req.top_k,
         min_p: req.min_p,

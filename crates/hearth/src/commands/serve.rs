@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// rest of the context, as vLLM).
     #[arg(long)]
     pub default_max_tokens: Option<usize>,
+    /// Sampling temperature of chat and completion requests that set none (0: greedy,
+    /// as llama-server's `--temp`; vLLM's `--override-generation-config`).
+    #[arg(long, default_value_t = 1.0)]
+    pub default_temperature: f32,
     /// In /v1/moderations, ask the served model for a second opinion (Llama Guard style).
     #[arg(long)]
     pub moderation_judge: bool,
@@ -122,6 +126,11 @@ fn read_key_file(path: &PathBuf) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=2.0).contains(&args.default_temperature),
+        "--default-temperature must be in [0, 2], got {}",
+        args.default_temperature
+    );
     let mut keys = args.api_keys.clone();
     if let Some(f) = &args.api_key_file {
         keys.extend(read_key_file(f)?);
@@ -146,6 +155,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             cors: CorsOrigins::parse(&args.cors_origins),
             moderation_judge: args.moderation_judge,
             default_max_tokens: args.default_max_tokens,
+            default_temperature: args.default_temperature,
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
