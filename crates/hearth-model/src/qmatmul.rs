@@ -175,7 +175,7 @@ impl QMatrix {
                 n,
                 out,
                 q8_1_bytes,
-                quant::vec_dot_q4_1_q8_1,
+                |w, a, k, out| quant::gemm_q4_1_q8_1(w, a, k, &mut |r, t, v| out(r, t, v)),
             ),
             GgmlType::Q5_0 => matmul_quant::<BlockQ5_0, quant::BlockQ5_0, quant::BlockQ8_0>(
                 data,
@@ -185,7 +185,17 @@ impl QMatrix {
                 n,
                 out,
                 q8_0_bytes,
-                quant::vec_dot_q5_0_q8_0,
+                |w, a, k, out| quant::gemm_q5_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
+            ),
+            GgmlType::Q8_0 => matmul_quant::<BlockQ8_0, quant::BlockQ8_0, quant::BlockQ8_0>(
+                data,
+                rows,
+                cols,
+                x,
+                n,
+                out,
+                q8_0_bytes,
+                |w, a, k, out| quant::gemm_q8_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
             ),
             _ => false,
         };
@@ -268,7 +278,7 @@ fn q8_1_bytes(q: &[BlockQ8_1]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
 }
 
-/// [`matmul_typed`] with `hearth_kernels`' dot product `dot` of weight blocks `W`
+/// [`matmul_typed`] with `hearth_kernels`' tiled product `gemm` of weight blocks `W`
 /// (candle's `T`) and activation blocks `A` (candle's `T::VecDotType`, quantized by
 /// candle and reinterpreted through `as_bytes`). Returns `false`, having written
 /// nothing, if the bytes cannot be viewed as blocks.
@@ -281,7 +291,7 @@ fn matmul_quant<T: Block, W: QuantBlock, A: QuantBlock>(
     n: usize,
     out: &mut [f32],
     as_bytes: fn(&[T::VecDotType]) -> &[u8],
-    dot: impl Fn(&[W], &[A]) -> f32 + Sync,
+    gemm: impl Fn(&[W], &[A], usize, &mut dyn FnMut(usize, usize, f32)) + Sync,
 ) -> bool {
     let Ok(w) = W::cast_slice(data) else {
         return false;
@@ -305,14 +315,11 @@ fn matmul_quant<T: Block, W: QuantBlock, A: QuantBlock>(
     let step = rows_per_task(rows);
     let ptr = OutPtr(out.as_mut_ptr());
     (0..rows.div_ceil(step)).into_par_iter().for_each(|task| {
-        for r in task * step..((task + 1) * step).min(rows) {
-            let wr = &w[r * wpr..(r + 1) * wpr];
-            for t in 0..n {
-                let v = dot(wr, &xq[t * xpr..(t + 1) * xpr]);
-                // SAFETY: (t, r) pairs are disjoint across tasks and within bounds.
-                unsafe { ptr.write(t * rows + r, v) };
-            }
-        }
+        let (r0, r1) = (task * step, ((task + 1) * step).min(rows));
+        gemm(&w[r0 * wpr..r1 * wpr], xq, wpr, &mut |r, t, v| {
+            // SAFETY: (t, r0 + r) pairs are disjoint across tasks and within bounds.
+            unsafe { ptr.write(t * rows + r0 + r, v) };
+        });
     });
     true
 }

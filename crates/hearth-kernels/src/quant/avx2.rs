@@ -23,7 +23,7 @@ pub fn available() -> bool {
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(super) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -33,7 +33,7 @@ fn hsum(v: __m256) -> f32 {
 /// The 16 packed bytes as 32 values in `[0, 15]`: low nibbles first, then high.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn nibbles(qs: &[u8; 16]) -> __m256i {
+pub(super) fn nibbles(qs: &[u8; 16]) -> __m256i {
     // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
     let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
     let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
@@ -43,7 +43,7 @@ fn nibbles(qs: &[u8; 16]) -> __m256i {
 /// Byte `i` is `0xFF` where bit `i` of the little-endian `bits` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
+pub(super) fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
     // Spread byte k of the word over bytes 8k..8k+8, then test bit (i mod 8) of each
     // byte by setting every other bit and comparing with all-ones.
     let spread = _mm256_shuffle_epi8(
@@ -62,7 +62,7 @@ fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
 /// The 32 signed bytes of an activation block.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load_q8(qs: &[i8; 32]) -> __m256i {
+pub(super) fn load_q8(qs: &[i8; 32]) -> __m256i {
     // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
     unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
 }

@@ -10,6 +10,8 @@ pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_gemm;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,15 @@ pub fn simd_kernel() -> &'static str {
         return "avx2";
     }
     "scalar"
+}
+
+/// Whether the AVX2 + FMA + F16C kernels run on this CPU (checked once).
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `Σ_j w[j] · a[j]` for Q4_1 weights `x` and Q8_1 activations `y` of equal length.
@@ -54,4 +65,62 @@ pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
         return unsafe { avx2::vec_dot_q5_0_q8_0(x, y) };
     }
     scalar::vec_dot_q5_0_q8_0(x, y)
+}
+
+macro_rules! gemm_fn {
+    ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path) => {
+        $(#[$doc])*
+        ///
+        /// `w` holds `rows` weight rows and `a` holds `n` activation rows, `k` blocks
+        /// each; `out(r, t, v)` receives every product once. Results are bit-identical
+        /// to the single-row dot product's.
+        ///
+        /// # Panics
+        /// If `k` is 0 or either slice is not a whole number of rows.
+        pub fn $name(w: &[$w], a: &[$a], k: usize, out: &mut impl FnMut(usize, usize, f32)) {
+            assert!(
+                k > 0 && w.len().is_multiple_of(k) && a.len().is_multiple_of(k),
+                concat!(stringify!($name), ": slices are not whole rows")
+            );
+            let (rows, n) = (w.len() / k, a.len() / k);
+            #[cfg(target_arch = "x86_64")]
+            if avx2::available() {
+                // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above),
+                // and the slices hold `rows · k` and `n · k` blocks.
+                return unsafe { avx2_gemm::gemm::<avx2_gemm::$pair>(w, a, k, rows, n, out) };
+            }
+            for r in 0..rows {
+                for t in 0..n {
+                    out(r, t, $dot(&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]));
+                }
+            }
+        }
+    };
+}
+
+gemm_fn!(
+    /// Every product of Q4_1 weight rows with Q8_1 activation rows.
+    gemm_q4_1_q8_1, BlockQ4_1, BlockQ8_1, Q4_1, vec_dot_q4_1_q8_1
+);
+gemm_fn!(
+    /// Every product of Q5_0 weight rows with Q8_0 activation rows.
+    gemm_q5_0_q8_0, BlockQ5_0, BlockQ8_0, Q5_0, vec_dot_q5_0_q8_0
+);
+gemm_fn!(
+    /// Every product of Q8_0 weight rows with Q8_0 activation rows.
+    gemm_q8_0_q8_0, BlockQ8_0, BlockQ8_0, Q8_0, vec_dot_q8_0_q8_0
+);
+
+/// `Σ_j w[j] · a[j]` for Q8_0 weights `x` and Q8_0 activations `y` of equal length.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+    assert_eq!(x.len(), y.len(), "vec_dot_q8_0_q8_0: block counts differ");
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+        return unsafe { avx2_gemm::dot::<avx2_gemm::Q8_0>(x, y) };
+    }
+    scalar::vec_dot_q8_0_q8_0(x, y)
 }

@@ -34,3 +34,18 @@ pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     }
     sum
 }
+
+/// `Σ_blocks d_x d_y Σ_j q_x[j] q_y[j]`.
+pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+    let mut sum = 0f32;
+    for (bx, by) in x.iter().zip(y) {
+        let sumi: i32 = bx
+            .qs
+            .iter()
+            .zip(&by.qs)
+            .map(|(&a, &b)| i32::from(a) * i32::from(b))
+            .sum();
+        sum += sumi as f32 * (bx.d.to_f32() * by.d.to_f32());
+    }
+    sum
+}

@@ -252,3 +252,68 @@ fn cast_checks_length_and_alignment() {
 fn length_mismatch_panics() {
     vec_dot_q5_0_q8_0(&[BlockQ5_0::default()], &[]);
 }
+
+/// Runs `gemm` and checks every product against `dot`, bit for bit, for shapes that
+/// exercise every tile size and both row remainders.
+fn check_gemm<W: Copy, A: Copy>(
+    mut wb: impl FnMut(&mut Rng) -> W,
+    mut ab: impl FnMut(&mut Rng) -> A,
+    gemm: impl Fn(&[W], &[A], usize, &mut dyn FnMut(usize, usize, f32)),
+    dot: impl Fn(&[W], &[A]) -> f32,
+) {
+    let mut rng = Rng(7);
+    for (rows, n, k) in [(1, 1, 1), (2, 5, 3), (5, 7, 2), (3, 70, 4), (4, 4, 20)] {
+        let w: Vec<W> = (0..rows * k).map(|_| wb(&mut rng)).collect();
+        let a: Vec<A> = (0..n * k).map(|_| ab(&mut rng)).collect();
+        let mut seen = vec![0u32; rows * n];
+        gemm(&w, &a, k, &mut |r, t, v| {
+            seen[r * n + t] += 1;
+            let want = dot(&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}) of {rows}x{n}x{k}");
+        });
+        assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
+    }
+}
+
+#[test]
+fn gemm_matches_dot_products_bit_for_bit() {
+    check_gemm(
+        |r| q4_1(r, Fill::Random),
+        |r| q8_1(r, Fill::Random),
+        |w, a, k, out| gemm_q4_1_q8_1(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q4_1_q8_1,
+    );
+    check_gemm(
+        |r| q5_0(r, Fill::Random, Fill::Random),
+        |r| q8_0(r, Fill::Random),
+        |w, a, k, out| gemm_q5_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q5_0_q8_0,
+    );
+    check_gemm(
+        |r| q8_0(r, Fill::Random),
+        |r| q8_0(r, Fill::Random),
+        |w, a, k, out| gemm_q8_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q8_0_q8_0,
+    );
+}
+
+#[test]
+fn q8_0_simd_matches_scalar() {
+    let mut rng = Rng(3);
+    for fill in [Fill::Random, Fill::Min, Fill::Max] {
+        // Q8_0 values are in [-127, 127] (ggml's quantizer: d = amax / 127); the
+        // sign trick, as ggml's and candle's, relies on it.
+        let mut block = |fill| {
+            let mut b = q8_0(&mut rng, fill);
+            b.qs.iter_mut().for_each(|q| *q = (*q).max(-127));
+            b
+        };
+        let w: Vec<BlockQ8_0> = (0..40).map(|_| block(fill)).collect();
+        let a: Vec<BlockQ8_0> = (0..40).map(|_| block(Fill::Random)).collect();
+        let (got, want) = (vec_dot_q8_0_q8_0(&w, &a), scalar::vec_dot_q8_0_q8_0(&w, &a));
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{got} {want}"
+        );
+    }
+}
