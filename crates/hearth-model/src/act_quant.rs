@@ -76,16 +76,7 @@ pub(crate) fn quantize<V: Block>(x: &[f32], out: &mut [V]) {
 /// One 32-value Q8_0/Q8_1 block: writes the quants to `qs` and returns the f32 scale
 /// and the sum of the quants.
 fn q8_block(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
-    let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = max / 127.0;
-    let id = if max != 0.0 { 127.0 / max } else { 0.0 };
-    let mut sum = 0;
-    for (q, &v) in qs.iter_mut().zip(xs) {
-        let i = (v * id).round_ties_even() as i32;
-        sum += i;
-        *q = i.clamp(-128, 127) as i8 as u8;
-    }
-    (d, sum)
+    hearth_kernels::quant::quantize_q8_32(xs, qs)
 }
 
 /// One 256-value Q8_K block into its 292 bytes.

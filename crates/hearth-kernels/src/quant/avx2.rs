@@ -149,3 +149,47 @@ pub unsafe fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     }
     hsum(acc)
 }
+
+/// AVX2 [`super::quantize_q8_32`]: ggml's `quantize_row_q8_0` for one block.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `xs` and `qs` hold 32
+/// values each.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    let p = xs.as_ptr();
+    let v = [
+        _mm256_loadu_ps(p),
+        _mm256_loadu_ps(p.add(8)),
+        _mm256_loadu_ps(p.add(16)),
+        _mm256_loadu_ps(p.add(24)),
+    ];
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_andnot_ps(sign, v[0]);
+    for x in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *x));
+    }
+    let h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    let max = _mm_cvtss_f32(h);
+    let d = max / 127.0;
+    let id = _mm256_set1_ps(if max != 0.0 { 127.0 / max } else { 0.0 });
+    let q = v.map(|x| {
+        _mm256_cvtps_epi32(_mm256_round_ps(
+            _mm256_mul_ps(x, id),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        ))
+    });
+    let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let s = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
+    let s = _mm_hadd_epi32(s, s);
+    let s = _mm_hadd_epi32(s, s);
+    // Pack to i16 then i8 (saturating), and undo the lane interleaving of the packs.
+    let w = _mm256_packs_epi32(q[0], q[1]);
+    let w2 = _mm256_packs_epi32(q[2], q[3]);
+    let b = _mm256_packs_epi16(w, w2);
+    let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(qs.as_mut_ptr().cast(), b);
+    (d, _mm_cvtsi128_si32(s))
+}

@@ -124,3 +124,20 @@ pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     }
     scalar::vec_dot_q8_0_q8_0(x, y)
 }
+
+/// Quantizes 32 activations to signed bytes as ggml's `quantize_row_q8_0/1` do:
+/// `d = max|x| / 127`, each value times `127 / max|x|` rounded to nearest, ties to
+/// even. Writes the bytes to `qs` and returns `d` and the sum of the quants.
+///
+/// # Panics
+/// If `xs` or `qs` does not hold exactly 32 values.
+pub fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    assert!(xs.len() == QK && qs.len() == QK, "quantize_q8_32: 32 values");
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above), and both
+        // slices hold 32 values.
+        return unsafe { avx2::quantize_q8_32(xs, qs) };
+    }
+    scalar::quantize_q8_32(xs, qs)
+}

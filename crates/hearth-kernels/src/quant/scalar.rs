@@ -49,3 +49,17 @@ pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     }
     sum
 }
+
+/// [`super::quantize_q8_32`], one value at a time.
+pub fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = max / 127.0;
+    let id = if max != 0.0 { 127.0 / max } else { 0.0 };
+    let mut sum = 0;
+    for (q, &v) in qs.iter_mut().zip(xs) {
+        let i = (v * id).round_ties_even() as i32;
+        sum += i;
+        *q = i.clamp(-128, 127) as i8 as u8;
+    }
+    (d, sum)
+}

@@ -317,3 +317,24 @@ fn q8_0_simd_matches_scalar() {
         );
     }
 }
+
+#[test]
+fn activation_quantization_simd_matches_scalar() {
+    let mut rng = Rng(11);
+    for case in 0..200 {
+        let mut xs: Vec<f32> = (0..32).map(|_| rng.unit() * 3.0).collect();
+        if case % 5 == 0 {
+            // Exact ties: max 127 makes the multiplier 1.
+            xs[0] = 127.0;
+            xs[1] = 2.5;
+            xs[2] = -0.5;
+        }
+        if case == 7 {
+            xs.fill(0.0);
+        }
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        let (da, sa) = quantize_q8_32(&xs, &mut a);
+        let (db, sb) = scalar::quantize_q8_32(&xs, &mut b);
+        assert_eq!((a, da.to_bits(), sa), (b, db.to_bits(), sb), "case {case}");
+    }
+}
