@@ -18,7 +18,10 @@ fn cpu_ns() -> u64 {
 struct Rng(u64);
 impl Rng {
     fn byte(&mut self) -> u8 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u8
     }
     fn half(&mut self) -> f16 {
@@ -42,20 +45,38 @@ fn main() {
     let mut rng = Rng(1);
     let (rows, k) = (2048, 20);
     let q41: Vec<BlockQ4_1> = (0..rows * k)
-        .map(|_| BlockQ4_1 { d: rng.half(), m: rng.half(), qs: std::array::from_fn(|_| rng.byte()) })
+        .map(|_| BlockQ4_1 {
+            d: rng.half(),
+            m: rng.half(),
+            qs: std::array::from_fn(|_| rng.byte()),
+        })
         .collect();
     let q50: Vec<BlockQ5_0> = (0..rows * k)
-        .map(|_| BlockQ5_0 { d: rng.half(), qh: std::array::from_fn(|_| rng.byte()), qs: std::array::from_fn(|_| rng.byte()) })
+        .map(|_| BlockQ5_0 {
+            d: rng.half(),
+            qh: std::array::from_fn(|_| rng.byte()),
+            qs: std::array::from_fn(|_| rng.byte()),
+        })
         .collect();
     let q80: Vec<BlockQ8_0> = (0..rows * k)
-        .map(|_| BlockQ8_0 { d: rng.half(), qs: std::array::from_fn(|_| (rng.byte() as i8).max(-127)) })
+        .map(|_| BlockQ8_0 {
+            d: rng.half(),
+            qs: std::array::from_fn(|_| (rng.byte() as i8).max(-127)),
+        })
         .collect();
     for n in [1usize, 4, 16, 128] {
         let a0: Vec<BlockQ8_0> = (0..n * k)
-            .map(|_| BlockQ8_0 { d: rng.half(), qs: std::array::from_fn(|_| (rng.byte() as i8).max(-127)) })
+            .map(|_| BlockQ8_0 {
+                d: rng.half(),
+                qs: std::array::from_fn(|_| (rng.byte() as i8).max(-127)),
+            })
             .collect();
         let a1: Vec<BlockQ8_1> = (0..n * k)
-            .map(|_| BlockQ8_1 { d: rng.half(), s: rng.half(), qs: std::array::from_fn(|_| rng.byte() as i8) })
+            .map(|_| BlockQ8_1 {
+                d: rng.half(),
+                s: rng.half(),
+                qs: std::array::from_fn(|_| rng.byte() as i8),
+            })
             .collect();
         let pairs = rows * n * k;
         let mut sink = 0f32;

@@ -197,6 +197,26 @@ impl QMatrix {
                 q8_0_bytes,
                 |w, a, k, out| quant::gemm_q8_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
             ),
+            GgmlType::Q4_K => matmul_quant::<BlockQ4K, quant::BlockQ4K, quant::BlockQ8K>(
+                data,
+                rows,
+                cols,
+                x,
+                n,
+                out,
+                q8k_bytes,
+                |w, a, k, out| quant::gemm_q4k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+            ),
+            GgmlType::Q6_K => matmul_quant::<BlockQ6K, quant::BlockQ6K, quant::BlockQ8K>(
+                data,
+                rows,
+                cols,
+                x,
+                n,
+                out,
+                q8k_bytes,
+                |w, a, k, out| quant::gemm_q6k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+            ),
             _ => false,
         };
         if !done {
@@ -268,6 +288,17 @@ const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == std::mem::size_of::<qu
 fn q8_0_bytes(q: &[BlockQ8_0]) -> &[u8] {
     // SAFETY: `BlockQ8_0` is `repr(C)` {f16, [i8; 32]}, 34 bytes without padding, so
     // every byte is initialised; `u8` needs no alignment; the lifetime is `q`'s.
+    unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == std::mem::size_of::<quant::BlockQ8K>());
+const _: () = assert!(std::mem::size_of::<BlockQ4K>() == std::mem::size_of::<quant::BlockQ4K>());
+const _: () = assert!(std::mem::size_of::<BlockQ6K>() == std::mem::size_of::<quant::BlockQ6K>());
+
+/// The bytes of candle's Q8_K activation blocks.
+fn q8k_bytes(q: &[BlockQ8K]) -> &[u8] {
+    // SAFETY: `BlockQ8K` is `repr(C)` {f32, [i8; 256], [i16; 16]}, 292 bytes without
+    // padding, so every byte is initialised; `u8` needs no alignment.
     unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
 }
 
@@ -348,6 +379,46 @@ mod tests {
 
     fn as_blocks<B: QuantBlock>(bytes: &[u8]) -> &[B] {
         B::cast_slice(bytes).unwrap()
+    }
+
+    /// The tiled K-quant products equal candle's own vec_dot bit for bit.
+    #[test]
+    fn k_quant_kernels_equal_candle() {
+        let cols = 512;
+        let w = values(3 * cols, 1);
+        let x = values(5 * cols, 2);
+        let mut xq = vec![BlockQ8K::zeros(); 5 * cols / 256];
+        act_quant::quantize(&x, &mut xq);
+        let xa = quant::BlockQ8K::cast_slice(q8k_bytes(&xq)).unwrap();
+        fn check<T: Block<VecDotType = BlockQ8K>, W: QuantBlock>(
+            w: &[f32],
+            xq: &[BlockQ8K],
+            xa: &[quant::BlockQ8K],
+            cols: usize,
+            gemm: impl Fn(&[W], &[quant::BlockQ8K], usize, &mut dyn FnMut(usize, usize, f32)),
+        ) {
+            let k = cols / 256;
+            let mut wq = vec![T::zeros(); w.len() / 256];
+            T::from_float(w, &mut wq);
+            // SAFETY: candle's K-quant blocks are repr(C) without padding.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(wq.as_ptr().cast::<u8>(), std::mem::size_of_val(&wq[..]))
+            };
+            let ww = W::cast_slice(bytes).unwrap();
+            let mut n = 0;
+            gemm(ww, xa, k, &mut |r, t, v| {
+                let want = T::vec_dot(cols, &wq[r * k..(r + 1) * k], &xq[t * k..(t + 1) * k]);
+                assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}): {v} vs {want}");
+                n += 1;
+            });
+            assert_eq!(n, 15);
+        }
+        check::<BlockQ4K, quant::BlockQ4K>(&w, &xq, xa, cols, |w, a, k, out| {
+            quant::gemm_q4k_q8k(w, a, k, &mut |r, t, v| out(r, t, v))
+        });
+        check::<BlockQ6K, quant::BlockQ6K>(&w, &xq, xa, cols, |w, a, k, out| {
+            quant::gemm_q6k_q8k(w, a, k, &mut |r, t, v| out(r, t, v))
+        });
     }
 
     /// Our kernels read candle's blocks with the same meaning as candle's own vec_dot.

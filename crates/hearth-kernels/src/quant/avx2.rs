@@ -182,7 +182,10 @@ pub unsafe fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
         ))
     });
     let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    let s = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
+    let s = _mm_add_epi32(
+        _mm256_extracti128_si256(sum, 1),
+        _mm256_castsi256_si128(sum),
+    );
     let s = _mm_hadd_epi32(s, s);
     let s = _mm_hadd_epi32(s, s);
     // Pack to i16 then i8 (saturating), and undo the lane interleaving of the packs.

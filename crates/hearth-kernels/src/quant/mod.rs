@@ -12,11 +12,18 @@ pub mod scalar;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_gemm;
+#[cfg(target_arch = "x86_64")]
+mod avx2_kquants;
+mod kquants;
 
 #[cfg(test)]
 mod tests;
 
-pub use blocks::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, CastError, QuantBlock, QK};
+pub use blocks::{
+    BlockQ4K, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, CastError,
+    QuantBlock, QK, QK_K,
+};
+pub use kquants::{vec_dot_q4k_q8k, vec_dot_q6k_q8k};
 
 /// Whether the dot products run a SIMD kernel on this CPU, and which: `"avx2"` or
 /// `"scalar"`.
@@ -132,7 +139,10 @@ pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
 /// # Panics
 /// If `xs` or `qs` does not hold exactly 32 values.
 pub fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
-    assert!(xs.len() == QK && qs.len() == QK, "quantize_q8_32: 32 values");
+    assert!(
+        xs.len() == QK && qs.len() == QK,
+        "quantize_q8_32: 32 values"
+    );
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above), and both
@@ -141,3 +151,42 @@ pub fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
     }
     scalar::quantize_q8_32(xs, qs)
 }
+
+macro_rules! kgemm_fn {
+    ($(#[$doc:meta])* $name:ident, $w:ty, $simd:ident, $dot:path) => {
+        $(#[$doc])*
+        ///
+        /// `w` holds weight rows and `a` activation rows, `k` blocks each; `out(r, t,
+        /// v)` receives every product once. With AVX2 the results are bit-identical to
+        /// candle's single-row kernels; the portable path is [`kquants`]' reference.
+        ///
+        /// # Panics
+        /// If `k` is 0 or either slice is not a whole number of rows.
+        pub fn $name(w: &[$w], a: &[BlockQ8K], k: usize, out: &mut impl FnMut(usize, usize, f32)) {
+            assert!(
+                k > 0 && w.len().is_multiple_of(k) && a.len().is_multiple_of(k),
+                concat!(stringify!($name), ": slices are not whole rows")
+            );
+            #[cfg(target_arch = "x86_64")]
+            if avx2::available() {
+                // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above),
+                // and the slices are whole rows of `k` blocks.
+                return unsafe { avx2_kquants::$simd(w, a, k, out) };
+            }
+            for r in 0..w.len() / k {
+                for t in 0..a.len() / k {
+                    out(r, t, $dot(&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]));
+                }
+            }
+        }
+    };
+}
+
+kgemm_fn!(
+    /// Every product of Q4_K weight rows with Q8_K activation rows.
+    gemm_q4k_q8k, BlockQ4K, gemm_q4k, vec_dot_q4k_q8k
+);
+kgemm_fn!(
+    /// Every product of Q6_K weight rows with Q8_K activation rows.
+    gemm_q6k_q8k, BlockQ6K, gemm_q6k, vec_dot_q6k_q8k
+);

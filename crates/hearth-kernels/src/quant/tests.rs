@@ -338,3 +338,76 @@ fn activation_quantization_simd_matches_scalar() {
         assert_eq!((a, da.to_bits(), sa), (b, db.to_bits(), sb), "case {case}");
     }
 }
+
+fn q4k(rng: &mut Rng) -> BlockQ4K {
+    BlockQ4K {
+        d: rng.half(0.01),
+        dmin: rng.half(0.01),
+        scales: std::array::from_fn(|_| rng.byte()),
+        qs: std::array::from_fn(|_| rng.byte()),
+    }
+}
+
+fn q6k(rng: &mut Rng) -> BlockQ6K {
+    BlockQ6K {
+        ql: std::array::from_fn(|_| rng.byte()),
+        qh: std::array::from_fn(|_| rng.byte()),
+        scales: std::array::from_fn(|_| rng.byte() as i8),
+        d: rng.half(0.01),
+    }
+}
+
+fn q8k(rng: &mut Rng) -> BlockQ8K {
+    let qs: [i8; QK_K] = std::array::from_fn(|_| (rng.byte() as i8).max(-127));
+    BlockQ8K {
+        d: rng.unit() * 0.01,
+        qs,
+        bsums: std::array::from_fn(|j| qs[16 * j..16 * j + 16].iter().map(|&q| i16::from(q)).sum()),
+    }
+}
+
+/// Every product of the tiled K-quant kernels is its single-row product, and close to
+/// the portable reference.
+fn check_kgemm<W: Copy>(
+    mut wb: impl FnMut(&mut Rng) -> W,
+    gemm: impl Fn(&[W], &[BlockQ8K], usize, &mut dyn FnMut(usize, usize, f32)),
+    reference: impl Fn(&[W], &[BlockQ8K]) -> f32,
+) {
+    let mut rng = Rng(5);
+    for (rows, n, k) in [(1, 1, 1), (3, 5, 2), (2, 37, 3)] {
+        let w: Vec<W> = (0..rows * k).map(|_| wb(&mut rng)).collect();
+        let a: Vec<BlockQ8K> = (0..n * k).map(|_| q8k(&mut rng)).collect();
+        let mut seen = vec![0u32; rows * n];
+        gemm(&w, &a, k, &mut |r, t, v| {
+            seen[r * n + t] += 1;
+            let (wr, at) = (&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            let mut single = f32::NAN;
+            gemm(wr, at, k, &mut |_, _, s| single = s);
+            assert_eq!(
+                v.to_bits(),
+                single.to_bits(),
+                "({r}, {t}) of {rows}x{n}x{k}"
+            );
+            let want = reference(wr, at);
+            assert!(
+                (v - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{v} vs {want}"
+            );
+        });
+        assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
+    }
+}
+
+#[test]
+fn k_quant_gemm_matches_reference() {
+    check_kgemm(
+        q4k,
+        |w, a, k, out| gemm_q4k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q4k_q8k,
+    );
+    check_kgemm(
+        q6k,
+        |w, a, k, out| gemm_q6k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q6k_q8k,
+    );
+}
