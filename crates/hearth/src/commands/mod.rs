@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the flags and loading they share.
 
 pub mod bench;
+pub mod bench_context;
 pub mod bench_serve;
 pub mod chat;
 pub mod compare;
