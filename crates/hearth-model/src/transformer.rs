@@ -277,8 +277,7 @@ impl Transformer {
         norm_rows(x, &blk.ffn_norm, cfg.rms_eps, h);
         let mut g = vec![0.0; n * cfg.ffn_dim];
         let mut u = vec![0.0; n * cfg.ffn_dim];
-        blk.gate.matmul(h, &mut g);
-        blk.up.matmul(h, &mut u);
+        crate::qmatmul::matmul_many(&mut [(&blk.gate, &mut g[..]), (&blk.up, &mut u[..])], h);
         match cfg.activation {
             Activation::Silu => k::silu_mul(&mut g, &u),
             Activation::GeluTanh => k::gelu_tanh_mul(&mut g, &u),
@@ -321,9 +320,14 @@ impl Transformer {
         let mut q = vec![0.0; n * qd];
         let mut kk = vec![0.0; n * kvd];
         let mut v = vec![0.0; n * kvd];
-        blk.wq.matmul(h, &mut q);
-        blk.wk.matmul(h, &mut kk);
-        blk.wv.matmul(h, &mut v);
+        crate::qmatmul::matmul_many(
+            &mut [
+                (&blk.wq, &mut q[..]),
+                (&blk.wk, &mut kk[..]),
+                (&blk.wv, &mut v[..]),
+            ],
+            h,
+        );
         let rope = |rows: &mut [f32], width: usize, norm: &Option<Vec<f32>>| {
             rows.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
                 if let Some(w) = norm {
