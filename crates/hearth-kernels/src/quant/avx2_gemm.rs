@@ -196,57 +196,64 @@ pub(super) unsafe fn gemm<P: Pair>(
     n: usize,
     out: &mut impl FnMut(usize, usize, f32),
 ) {
-    const RM: usize = 2;
     let wrow = |r: usize| w.get_unchecked(r * k..(r + 1) * k);
-    let arow = |t: usize| a.get_unchecked(t * k..(t + 1) * k);
     let mut t0 = 0;
     while t0 < n {
         let t1 = (t0 + TOKEN_CHUNK).min(n);
         let mut r = 0;
+        while r + ROWS <= rows {
+            let ws: [&[P::W]; ROWS] = std::array::from_fn(|i| wrow(r + i));
+            row_tile::<P, ROWS>(ws, a, k, r, t0, t1, out);
+            r += ROWS;
+        }
         while r < rows {
-            if r + RM <= rows {
-                let ws = [wrow(r), wrow(r + 1)];
-                let mut t = t0;
-                while t < t1 {
-                    match t1 - t {
-                        1 => emit(r, t, tile::<P, RM, 1>(ws, [arow(t)], k), out),
-                        2 => emit(r, t, tile::<P, RM, 2>(ws, [arow(t), arow(t + 1)], k), out),
-                        3 => emit(
-                            r,
-                            t,
-                            tile::<P, RM, 3>(ws, [arow(t), arow(t + 1), arow(t + 2)], k),
-                            out,
-                        ),
-                        _ => emit(
-                            r,
-                            t,
-                            tile::<P, RM, 4>(
-                                ws,
-                                [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)],
-                                k,
-                            ),
-                            out,
-                        ),
-                    }
-                    t += (t1 - t).min(4);
-                }
-                r += RM;
-            } else {
-                let mut t = t0;
-                while t < t1 {
-                    if t + 4 <= t1 {
-                        let tl = [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)];
-                        emit(r, t, tile::<P, 1, 4>([wrow(r)], tl, k), out);
-                        t += 4;
-                    } else {
-                        emit(r, t, tile::<P, 1, 1>([wrow(r)], [arow(t)], k), out);
-                        t += 1;
-                    }
-                }
-                r += 1;
-            }
+            row_tile::<P, 1>([wrow(r)], a, k, r, t0, t1, out);
+            r += 1;
         }
         t0 = t1;
+    }
+}
+
+/// Weight rows per tile.
+const ROWS: usize = 4;
+
+/// Weight rows `ws` (the first is row `r`) against activation rows `t0..t1`, up to
+/// four at a time.
+///
+/// # Safety
+/// As [`gemm`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn row_tile<P: Pair, const RM: usize>(
+    ws: [&[P::W]; RM],
+    a: &[P::A],
+    k: usize,
+    r: usize,
+    t0: usize,
+    t1: usize,
+    out: &mut impl FnMut(usize, usize, f32),
+) {
+    let arow = |t: usize| a.get_unchecked(t * k..(t + 1) * k);
+    let mut t = t0;
+    while t < t1 {
+        let step = (t1 - t).min(4);
+        match step {
+            1 => emit(r, t, tile::<P, RM, 1>(ws, [arow(t)], k), out),
+            2 => emit(r, t, tile::<P, RM, 2>(ws, [arow(t), arow(t + 1)], k), out),
+            3 => emit(
+                r,
+                t,
+                tile::<P, RM, 3>(ws, [arow(t), arow(t + 1), arow(t + 2)], k),
+                out,
+            ),
+            _ => emit(
+                r,
+                t,
+                tile::<P, RM, 4>(ws, [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)], k),
+                out,
+            ),
+        }
+        t += step;
     }
 }
 
