@@ -6,7 +6,9 @@
 use std::hint::black_box;
 
 use half::f16;
-use hearth_kernels::quant::{self, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+use hearth_kernels::quant::{
+    self, BlockQ4K, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+};
 
 fn cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -88,6 +90,38 @@ fn main() {
         });
         time(&format!("q8_0 x q8_0 n={n}"), pairs, || {
             quant::gemm_q8_0_q8_0(&q80, &a0, k, &mut |_, _, v| sink += v)
+        });
+        // K-quants: 2048 columns (8 super-blocks), timed per 32 values for comparison.
+        let kk = 8;
+        let q4k: Vec<BlockQ4K> = (0..rows * kk)
+            .map(|_| BlockQ4K {
+                d: rng.half(),
+                dmin: rng.half(),
+                scales: std::array::from_fn(|_| rng.byte()),
+                qs: std::array::from_fn(|_| rng.byte()),
+            })
+            .collect();
+        let q6k: Vec<BlockQ6K> = (0..rows * kk)
+            .map(|_| BlockQ6K {
+                ql: std::array::from_fn(|_| rng.byte()),
+                qh: std::array::from_fn(|_| rng.byte()),
+                scales: std::array::from_fn(|_| rng.byte() as i8),
+                d: rng.half(),
+            })
+            .collect();
+        let a8k: Vec<BlockQ8K> = (0..n * kk)
+            .map(|_| BlockQ8K {
+                d: 0.01,
+                qs: std::array::from_fn(|_| (rng.byte() as i8).max(-127)),
+                bsums: [0; 16],
+            })
+            .collect();
+        let pairs = rows * n * kk * 8;
+        time(&format!("q4_K x q8_K n={n}"), pairs, || {
+            quant::gemm_q4k_q8k(&q4k, &a8k, kk, &mut |_, _, v| sink += v)
+        });
+        time(&format!("q6_K x q8_K n={n}"), pairs, || {
+            quant::gemm_q6k_q8k(&q6k, &a8k, kk, &mut |_, _, v| sink += v)
         });
         black_box(sink);
     }
