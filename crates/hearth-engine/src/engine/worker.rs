@@ -201,6 +201,7 @@ impl<'t> Worker<'t> {
                     blocks: t.blocks().iter().map(|b| b.0).collect(),
                 }),
                 logits: e.needs_logits,
+                adapter: None,
             });
             if let Some(s) = self.seqs.get_mut(&e.seq) {
                 s.cached_tokens.get_or_insert(e.tokens.start);
