@@ -169,7 +169,7 @@ fn ragged_batch_applies_each_sequences_adapter() {
                 range: start..batch.tokens.len(),
                 start_pos: 0,
                 block_table: blocks.clone(),
-                window_table: windowed.then(|| WindowTable {
+                window_table: windowed.then_some(WindowTable {
                     first_block: 0,
                     blocks,
                 }),
