@@ -88,6 +88,14 @@ fn main() {
         time(&format!("q5_0 x q8_0 n={n}"), pairs, || {
             quant::gemm_q5_0_q8_0(&q50, &a0, k, &mut |_, _, v| sink += v)
         });
+        time(&format!("q5_0 x q8_0 n={n} row dots"), pairs, || {
+            for r in 0..rows {
+                for t in 0..n {
+                    sink +=
+                        quant::vec_dot_q5_0_q8_0(&q50[r * k..(r + 1) * k], &a0[t * k..(t + 1) * k]);
+                }
+            }
+        });
         time(&format!("q8_0 x q8_0 n={n}"), pairs, || {
             quant::gemm_q8_0_q8_0(&q80, &a0, k, &mut |_, _, v| sink += v)
         });
