@@ -196,3 +196,52 @@ pub unsafe fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
     _mm256_storeu_si256(qs.as_mut_ptr().cast(), b);
     (d, _mm_cvtsi128_si32(s))
 }
+
+/// AVX2 [`super::quantize_q8k_256`].
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `xs` holds 256 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8k_256(xs: &[f32], out: &mut super::BlockQ8K) {
+    let p = xs.as_ptr();
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for i in 0..32 {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))));
+    }
+    let h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    if amax == 0.0 {
+        out.d = 0.0;
+        out.qs = [0; 256];
+        out.bsums = [0; 16];
+        return;
+    }
+    // The first value of that magnitude gives the sign, as the scalar scan does.
+    let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+    let iscale = -127.0 / max;
+    let scale = _mm256_set1_ps(iscale);
+    let cap = _mm256_set1_epi32(127);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for g in 0..8 {
+        let q: [__m256i; 4] = std::array::from_fn(|i| {
+            let v = _mm256_mul_ps(scale, _mm256_loadu_ps(p.add(32 * g + 8 * i)));
+            let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_min_epi32(_mm256_cvtps_epi32(r), cap)
+        });
+        // Sums of each 16 quants: lanes of q[0] + q[1] and of q[2] + q[3].
+        for (half, pair) in [(0, (q[0], q[1])), (1, (q[2], q[3]))] {
+            let s = _mm256_add_epi32(pair.0, pair.1);
+            let s = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+            let s = _mm_hadd_epi32(s, s);
+            let s = _mm_hadd_epi32(s, s);
+            out.bsums[2 * g + half] = _mm_cvtsi128_si32(s) as i16;
+        }
+        let w = _mm256_packs_epi32(q[0], q[1]);
+        let w2 = _mm256_packs_epi32(q[2], q[3]);
+        let b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w, w2), perm);
+        _mm256_storeu_si256(out.qs.as_mut_ptr().add(32 * g).cast(), b);
+    }
+    out.d = 1.0 / iscale;
+}

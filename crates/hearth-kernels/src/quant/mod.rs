@@ -190,3 +190,21 @@ kgemm_fn!(
     /// Every product of Q6_K weight rows with Q8_K activation rows.
     gemm_q6k_q8k, BlockQ6K, gemm_q6k, vec_dot_q6k_q8k
 );
+
+/// Quantizes 256 activations to a Q8_K block as ggml's `quantize_row_q8_K_ref`: the
+/// value of largest magnitude (the first one on ties) sets `iscale = -127 / max`,
+/// values times `iscale` rounded to nearest (ties to even) and capped at 127,
+/// `d = 1 / iscale`, and the sum of each 16 quants.
+///
+/// # Panics
+/// If `xs` does not hold exactly 256 values.
+pub fn quantize_q8k_256(xs: &[f32], out: &mut BlockQ8K) {
+    assert_eq!(xs.len(), QK_K, "quantize_q8k_256: 256 values");
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above); `xs`
+        // holds 256 values.
+        return unsafe { avx2::quantize_q8k_256(xs, out) };
+    }
+    scalar::quantize_q8k_256(xs, out)
+}

@@ -63,3 +63,31 @@ pub fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
     }
     (d, sum)
 }
+
+/// [`super::quantize_q8k_256`], one value at a time.
+pub fn quantize_q8k_256(xs: &[f32], out: &mut super::BlockQ8K) {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in xs {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        out.d = 0.0;
+        out.qs = [0; 256];
+        out.bsums = [0; 16];
+        return;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in out.qs.iter_mut().zip(xs) {
+        *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+    }
+    for (j, s) in out.bsums.iter_mut().enumerate() {
+        *s = out.qs[16 * j..16 * j + 16]
+            .iter()
+            .map(|&q| i16::from(q))
+            .sum();
+    }
+    out.d = 1.0 / iscale;
+}

@@ -411,3 +411,31 @@ fn k_quant_gemm_matches_reference() {
         vec_dot_q6k_q8k,
     );
 }
+
+#[test]
+fn q8k_quantization_simd_matches_scalar() {
+    let mut rng = Rng(13);
+    for case in 0..50 {
+        let mut xs: Vec<f32> = (0..QK_K).map(|_| rng.unit() * 2.0).collect();
+        match case {
+            0 => xs.fill(0.0),
+            1 => {
+                // A tie of magnitudes: the first one's sign wins.
+                xs[10] = -3.0;
+                xs[20] = 3.0;
+            }
+            2 => xs[0] = 127.0,
+            _ => {}
+        }
+        let zero = BlockQ8K {
+            d: 0.0,
+            qs: [0; QK_K],
+            bsums: [0; 16],
+        };
+        let (mut a, mut b) = (zero, zero);
+        quantize_q8k_256(&xs, &mut a);
+        scalar::quantize_q8k_256(&xs, &mut b);
+        assert_eq!(a.d.to_bits(), b.d.to_bits(), "case {case}");
+        assert_eq!((a.qs, a.bsums), (b.qs, b.bsums), "case {case}");
+    }
+}
