@@ -20,6 +20,12 @@ pub fn available() -> bool {
     })
 }
 
+/// Whether this CPU also has AVX-VNNI (`vpdpbusd` on 256-bit registers; checked once).
+pub fn vnni_available() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| available() && is_x86_feature_detected!("avxvnni"))
+}
+
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -74,6 +74,24 @@ pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     scalar::vec_dot_q5_0_q8_0(x, y)
 }
 
+/// Whether the VNNI kernels are set aside for the plain AVX2 ones (tests compare both).
+fn force_avx2() -> bool {
+    #[cfg(test)]
+    return tests::FORCE_AVX2.with(|f| f.get());
+    #[cfg(not(test))]
+    false
+}
+
+/// The instruction set the tiled products use on this CPU: `"avx-vnni"`, `"avx2"` or
+/// `"scalar"`.
+pub fn gemm_kernel() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::vnni_available() {
+        return "avx-vnni";
+    }
+    simd_kernel()
+}
+
 macro_rules! gemm_fn {
     ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path) => {
         $(#[$doc])*
@@ -90,6 +108,14 @@ macro_rules! gemm_fn {
                 concat!(stringify!($name), ": slices are not whole rows")
             );
             let (rows, n) = (w.len() / k, a.len() / k);
+            #[cfg(target_arch = "x86_64")]
+            if avx2::vnni_available() && !force_avx2() {
+                // SAFETY: the CPU supports AVX2, FMA, F16C and AVX-VNNI (checked just
+                // above), and the slices hold `rows · k` and `n · k` blocks.
+                return unsafe {
+                    avx2_gemm::gemm_vnni::<avx2_gemm::$pair>(w, a, k, rows, n, out)
+                };
+            }
             #[cfg(target_arch = "x86_64")]
             if avx2::available() {
                 // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above),

@@ -275,8 +275,22 @@ fn check_gemm<W: Copy, A: Copy>(
     }
 }
 
+thread_local! {
+    /// Set to run the plain AVX2 tiles where the CPU has AVX-VNNI.
+    pub(super) static FORCE_AVX2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// On a CPU with AVX-VNNI, both the VNNI and the plain AVX2 tiles are checked.
 #[test]
 fn gemm_matches_dot_products_bit_for_bit() {
+    for force in [false, true] {
+        FORCE_AVX2.with(|f| f.set(force));
+        gemm_products_equal_dots();
+    }
+    FORCE_AVX2.with(|f| f.set(false));
+}
+
+fn gemm_products_equal_dots() {
     check_gemm(
         |r| q4_1(r, Fill::Random),
         |r| q8_1(r, Fill::Random),
