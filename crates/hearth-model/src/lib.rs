@@ -27,4 +27,10 @@ pub use kv_cache::KvCache;
 pub use lora::{LoraAdapter, LoraTensor, ModelLora};
 pub use paged::{PagedKv, RaggedBatch, SeqSlice, WindowTable};
 pub use qmatmul::QMatrix;
+
+/// The instruction set the quantized matrix products use on this CPU (`"avx-vnni"`,
+/// `"avx2"` or `"scalar"`).
+pub fn kernel_isa() -> &'static str {
+    hearth_kernels::quant::gemm_kernel()
+}
 pub use transformer::{Transformer, MAX_CHUNK};

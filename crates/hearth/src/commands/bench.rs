@@ -255,7 +255,8 @@ fn report(
     let peer_frac = theirs.map(|t| median(&t.decode) / limit);
     if args.json {
         let v = serde_json::json!({
-            "model": path, "threads": threads, "memory_bandwidth_gb_s": bw / 1e9,
+            "model": path, "threads": threads, "kernels": hearth_model::kernel_isa(),
+            "memory_bandwidth_gb_s": bw / 1e9,
             "decode_limit_tok_s": limit,
             "rows": rows.iter().map(|(k, o, p)| serde_json::json!({
                 "metric": k, "hearth": o, "llama_cpp": p, "ratio": p.map(|p| o / p),
@@ -265,7 +266,13 @@ fn report(
         println!("{v}");
         return;
     }
-    println!("model {} | threads {threads} | memory read bandwidth {:.1} GB/s | decode limit {:.1} tok/s", path.display(), bw / 1e9, limit);
+    println!(
+        "model {} | threads {threads} | kernels {} | memory read bandwidth {:.1} GB/s | decode limit {:.1} tok/s",
+        path.display(),
+        hearth_model::kernel_isa(),
+        bw / 1e9,
+        limit
+    );
     println!(
         "{:<22} {:>10} {:>10} {:>8}",
         "", "hearth", "llama.cpp", "ratio"
