@@ -19,7 +19,7 @@ use crate::input::{Compression, InputSet};
 use crate::lsh::{candidate_pairs, LshParams};
 use crate::minhash::{jaccard, MinHasher, Shingle};
 use crate::normalize::{exact_key, normalize};
-use crate::output::{write_atomic, ShardSpec, ShardWriter};
+use crate::output::{write_atomic, Format, ShardSpec, ShardWriter};
 use crate::progress::Progress;
 use crate::record::{Fields, Malformed};
 use crate::scan::{scan, Revisit};
@@ -62,6 +62,8 @@ pub struct DedupConfig {
     pub exact: bool,
     /// Remove near duplicates (`None`: exact dedup only).
     pub near: Option<NearDedupConfig>,
+    /// Format of the kept shards.
+    pub format: Format,
     /// Compression of the kept shards.
     pub compression: Compression,
     /// Bytes of JSONL per kept shard.
@@ -77,6 +79,7 @@ impl Default for DedupConfig {
             fields: Fields::default(),
             exact: true,
             near: Some(NearDedupConfig::default()),
+            format: Format::Jsonl,
             compression: Compression::None,
             shard_bytes: 256 << 20,
             cache_bytes: 1 << 30,
@@ -378,6 +381,7 @@ fn write_kept(
     let mut writer = ShardWriter::new(ShardSpec {
         dir: kept_dir,
         prefix: "part".into(),
+        format: cfg.format,
         compression: cfg.compression,
         max_bytes: cfg.shard_bytes,
     })?;
@@ -443,7 +447,9 @@ pub(crate) fn remove_old_shards(dir: &Path, prefix: &str) -> Result<()> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let bare = name.strip_prefix('.').unwrap_or(&name);
-        if bare.starts_with(&format!("{prefix}-")) && bare.contains(".jsonl") {
+        if bare.starts_with(&format!("{prefix}-"))
+            && (bare.contains(".jsonl") || bare.contains(".parquet"))
+        {
             let p = entry.path();
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove old shard", e))?;
         }

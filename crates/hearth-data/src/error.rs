@@ -43,6 +43,14 @@ pub enum Error {
         /// What is wrong with it.
         what: String,
     },
+    /// An n-gram model file (`lm.bin` or ARPA) or a cutoffs file is unusable.
+    #[error("{path}: {what}")]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (with the line or byte where it applies).
+        what: String,
+    },
     /// The scorer (a language model, provided by the caller) failed.
     #[error("scoring failed: {0}")]
     Scorer(String),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::parquet_read::{self, is_parquet};
 use crate::record::Malformed;
 
 /// How a data file is compressed, chosen by its name's ending.
@@ -56,8 +57,9 @@ impl Compression {
 
 /// The ordered list of files one input path names.
 ///
-/// A file is taken as is (its compression from its name); a directory contributes every
-/// data file beneath it (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`, ...) in sorted path
+/// A file is taken as is (its format and compression from its name); a directory
+/// contributes every data file beneath it (`*.jsonl`, `*.jsonl.gz`, `*.jsonl.zst`,
+/// `*.parquet`, ...) in sorted path
 /// order, so the order of records, and so every result, is the same on every run.
 #[derive(Debug, Clone)]
 pub struct InputSet {
@@ -75,7 +77,8 @@ impl InputSet {
             if files.is_empty() {
                 return Err(Error::Input {
                     path: path.to_path_buf(),
-                    what: "directory holds no .jsonl, .jsonl.gz or .jsonl.zst files".into(),
+                    what: "directory holds no .jsonl, .jsonl.gz, .jsonl.zst or .parquet files"
+                        .into(),
                 });
             }
         } else {
@@ -96,6 +99,7 @@ impl InputSet {
 
     /// Reads every file in order on a background thread and hands back batches of at
     /// most `batch_lines` raw lines. Blank lines are skipped (and counted in the batch).
+    /// A Parquet file gives one line per row: the row as a JSON object, numbered from 1.
     pub fn batches(&self, batch_lines: usize) -> Batches {
         let (tx, rx) = mpsc::sync_channel(2);
         let files = self.files.clone();
@@ -113,7 +117,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let ty = entry.file_type().map_err(|e| Error::io(&path, "stat", e))?;
         if ty.is_dir() {
             walk(&path, out)?;
-        } else if Compression::from_path(&path).is_some() {
+        } else if Compression::from_path(&path).is_some() || is_parquet(&path) {
             out.push(path);
         }
     }
@@ -172,6 +176,12 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn BufRead + Send>> {
 fn read_all(files: &[PathBuf], batch_lines: usize, tx: &mpsc::SyncSender<Result<LineBatch>>) {
     let mut batch = LineBatch::default();
     for (fi, path) in files.iter().enumerate() {
+        if is_parquet(path) {
+            if !parquet_read::read_file(path, fi as u32, batch_lines, &mut batch, tx) {
+                return;
+            }
+            continue;
+        }
         let mut reader = match open_reader(path) {
             Ok(r) => r,
             Err(e) => {

@@ -5,12 +5,16 @@
 //! ```toml
 //! input = "raw/"            # a file or a directory (relative to this file)
 //! output = "clean/"
+//! output_format = "jsonl"  # or "parquet" (final shards; compression = page codec)
 //! [[stages]]
 //! kind = "quality"          # QualityConfig fields may follow
 //! [[stages]]
 //! kind = "domains"          # lists = "domains.toml" (default: built-in lists)
 //! [[stages]]
 //! kind = "redact"           # operator = "placeholder" | "mask"
+//! [[stages]]
+//! kind = "lm-score"         # lm = "lm.bin"; field = "ccnet_ppl"; buckets = [30, 60];
+//!                           # cutoffs = "cutoffs.json" (absent: computed at merge)
 //! [[stages]]
 //! kind = "dedup"            # must be last: runs in the merge step
 //! threshold = 0.8
@@ -22,16 +26,19 @@
 //! that file, and the merge reads files in input order, the result is byte-identical for
 //! any `N`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::chain::Chain;
 use crate::dedup::{dedup, DedupConfig, DedupReport, NearDedupConfig};
 use crate::domains::{DomainClassifier, DomainConfig};
 use crate::error::{Error, Result};
-use crate::input::{open_reader, Compression, InputSet};
+use crate::input::{Compression, InputSet};
+use crate::lm_score::{check_percentiles, write_buckets, BucketOutput, Cutoffs, LmScoreStage};
+use crate::merge::{add_report, concat_outputs};
 use crate::minhash::Shingle;
-use crate::output::{write_atomic, ShardSpec, ShardWriter};
+use crate::ngram::load_lm;
+use crate::output::{write_atomic, Format, ShardSpec};
 use crate::perplexity::{PerplexityFilter, Scorer};
 use crate::pii::PiiRedactor;
 use crate::progress::Progress;
@@ -54,9 +61,14 @@ pub struct PipelineConfig {
     /// Field holding the id.
     #[serde(default = "default_id")]
     pub id_field: String,
-    /// Output compression: "none", "gzip" or "zstd".
+    /// Output compression: "none", "gzip" or "zstd" (of the whole JSONL shard, or of the
+    /// Parquet pages).
     #[serde(default = "default_compression")]
     pub compression: String,
+    /// Output format of the final shards: "jsonl" or "parquet" (the per-file work area is
+    /// always JSONL).
+    #[serde(default = "default_format")]
+    pub output_format: String,
     /// MiB of JSONL per output shard.
     #[serde(default = "default_shard_mib")]
     pub shard_mib: u64,
@@ -72,6 +84,9 @@ fn default_id() -> String {
 }
 fn default_compression() -> String {
     "none".into()
+}
+fn default_format() -> String {
+    "jsonl".into()
 }
 fn default_shard_mib() -> u64 {
     256
@@ -104,6 +119,22 @@ pub enum StageConfig {
         #[serde(default = "default_ppl_field")]
         field: String,
     },
+    /// CCNet-style n-gram perplexity into a field, with head / middle / tail routes.
+    #[serde(rename = "lm-score", alias = "lm_score")]
+    LmScore {
+        /// The model: `lm.bin` from `hearth data train-lm`, or an ARPA file.
+        lm: PathBuf,
+        /// The field the perplexity goes to.
+        #[serde(default = "default_lm_field")]
+        field: String,
+        /// Percentiles between buckets (two: head, middle, tail).
+        #[serde(default = "default_buckets")]
+        buckets: Vec<f64>,
+        /// `cutoffs.json` of a reference run: routes are decided per record. Absent: the
+        /// merge step computes them over every kept record and routes there.
+        #[serde(default)]
+        cutoffs: Option<PathBuf>,
+    },
     /// Exact + near dedup over everything kept (must be the last stage).
     Dedup {
         /// Jaccard threshold.
@@ -126,6 +157,12 @@ fn default_operator() -> String {
 }
 fn default_ppl_field() -> String {
     "ppl".into()
+}
+fn default_lm_field() -> String {
+    "ccnet_ppl".into()
+}
+fn default_buckets() -> Vec<f64> {
+    vec![30.0, 60.0]
 }
 fn default_threshold() -> f64 {
     0.8
@@ -223,6 +260,17 @@ impl Pipeline {
         }
     }
 
+    fn format(&self) -> Result<Format> {
+        match self.config.output_format.as_str() {
+            "jsonl" => Ok(Format::Jsonl),
+            "parquet" => Ok(Format::Parquet),
+            other => Err(Error::Param {
+                name: "output_format",
+                what: format!("`{other}` is not jsonl or parquet"),
+            }),
+        }
+    }
+
     fn record_stages<'a>(&self, scorer: Option<&'a dyn Scorer>) -> Result<Chain<'a>> {
         let mut stages: Vec<Box<dyn Stage + 'a>> = Vec::new();
         for s in &self.config.stages {
@@ -270,6 +318,23 @@ impl Pipeline {
                         field: field.clone(),
                     }));
                 }
+                StageConfig::LmScore {
+                    lm,
+                    field,
+                    buckets,
+                    cutoffs,
+                } => {
+                    check_percentiles(buckets)?;
+                    let cutoffs = match cutoffs {
+                        Some(p) => Some(Cutoffs::load(&self.resolve(p))?),
+                        None => None,
+                    };
+                    stages.push(Box::new(LmScoreStage {
+                        lm: Arc::new(load_lm(&self.resolve(lm))?),
+                        field: field.clone(),
+                        cutoffs,
+                    }));
+                }
                 StageConfig::Dedup { .. } => {}
             }
         }
@@ -306,6 +371,7 @@ impl Pipeline {
             }
             let stage_out = StageOutput {
                 dir: unit.clone(),
+                format: Format::Jsonl,
                 compression: Compression::None,
                 shard_bytes: u64::MAX,
             };
@@ -350,14 +416,16 @@ impl Pipeline {
         }
         outputs.extend(route_names.iter().map(|r| Path::new("routes").join(r)));
         let compression = self.compression()?;
+        let format = self.format()?;
         for rel in &outputs {
-            concat_outputs(
-                &units,
-                rel,
-                &out.join(rel),
+            let spec = ShardSpec {
+                dir: out.join(rel),
+                prefix: "part".into(),
+                format,
                 compression,
-                self.config.shard_mib << 20,
-            )?;
+                max_bytes: self.config.shard_mib << 20,
+            };
+            concat_outputs(&units, rel, spec)?;
         }
         let mut malformed = Vec::new();
         for u in &units {
@@ -376,6 +444,37 @@ impl Pipeline {
             let r: serde_json::Value = serde_json::from_slice(&text)?;
             add_report(&mut report.stages, &r);
         }
+        for s in &self.config.stages {
+            if let StageConfig::LmScore {
+                field,
+                buckets,
+                cutoffs: None,
+                ..
+            } = s
+            {
+                let kept = out.join("kept");
+                if !has_files(&kept) {
+                    continue;
+                }
+                let bucket_out = BucketOutput {
+                    dir: out.clone(),
+                    format,
+                    compression,
+                    shard_bytes: self.config.shard_mib << 20,
+                };
+                let c = write_buckets(
+                    &InputSet::discover(&kept)?,
+                    &self.fields(),
+                    field,
+                    buckets,
+                    None,
+                    &bucket_out,
+                )?;
+                for (k, v) in c.counts {
+                    *report.stages.routes.entry(k).or_default() += v;
+                }
+            }
+        }
         if let Some(StageConfig::Dedup {
             threshold,
             ngram,
@@ -392,15 +491,13 @@ impl Pipeline {
                     lsh: None,
                     seed: *seed,
                 }),
+                format,
                 compression,
                 shard_bytes: self.config.shard_mib << 20,
                 ..DedupConfig::default()
             };
             let kept = out.join("kept");
-            if std::fs::read_dir(&kept)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false)
-            {
+            if has_files(&kept) {
                 report.dedup = Some(dedup(
                     &InputSet::discover(&kept)?,
                     &out.join("dedup"),
@@ -417,96 +514,12 @@ impl Pipeline {
     }
 }
 
+fn has_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
 fn unit_dir(out: &Path, file_index: usize) -> PathBuf {
     out.join("work").join(format!("file-{file_index:05}"))
-}
-
-/// Concatenates `unit/rel/part-*` of every unit, in order, into shards under `dest`.
-fn concat_outputs(
-    units: &[PathBuf],
-    rel: &Path,
-    dest: &Path,
-    compression: Compression,
-    max_bytes: u64,
-) -> Result<()> {
-    crate::dedup::remove_old_shards(dest, "part")?;
-    let mut w = ShardWriter::new(ShardSpec {
-        dir: dest.to_path_buf(),
-        prefix: "part".into(),
-        compression,
-        max_bytes,
-    })?;
-    let mut line = Vec::new();
-    for u in units {
-        let dir = u.join(rel);
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut shards: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-            })
-            .collect();
-        shards.sort();
-        for s in shards {
-            let mut r = open_reader(&s)?;
-            loop {
-                line.clear();
-                let n = std::io::BufRead::read_until(&mut r, b'\n', &mut line)
-                    .map_err(|e| Error::io(&s, "read", e))?;
-                if n == 0 {
-                    break;
-                }
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                w.write(&line)?;
-            }
-        }
-    }
-    w.finish()?;
-    Ok(())
-}
-
-fn add_report(sum: &mut StageReport, r: &serde_json::Value) {
-    let num = |k: &str| r[k].as_u64().unwrap_or(0);
-    sum.stage = "pipeline".into();
-    sum.docs_in += num("docs_in");
-    sum.kept += num("kept");
-    sum.dropped += num("dropped");
-    sum.malformed += num("malformed");
-    for (field, map) in [("reasons", &mut sum.reasons), ("routes", &mut sum.routes)] {
-        if let Some(obj) = r[field].as_object() {
-            for (k, v) in obj {
-                *map.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
-            }
-        }
-    }
-    if let Some(ex) = r["malformed_examples"].as_array() {
-        for e in ex.iter().filter_map(|e| e.as_str()) {
-            if sum.malformed_examples.len() < 20 {
-                sum.malformed_examples.push(e.to_string());
-            }
-        }
-    }
-    if let Some(h) = r["histogram"].as_array() {
-        let mut merged: BTreeMap<usize, u64> = BTreeMap::new();
-        for (i, pair) in h.iter().enumerate() {
-            merged.insert(i, pair[1].as_u64().unwrap_or(0));
-        }
-        if sum.histogram.is_empty() {
-            sum.histogram = h
-                .iter()
-                .map(|p| (p[0].as_f64().unwrap_or(f64::INFINITY), 0))
-                .collect();
-        }
-        for (i, n) in merged {
-            if let Some(slot) = sum.histogram.get_mut(i) {
-                slot.1 += n;
-            }
-        }
-    }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::dedup::remove_old_shards;
 use crate::error::{Error, Result};
 use crate::input::{Compression, InputSet};
-use crate::output::{write_atomic, ShardSpec, ShardWriter};
+use crate::output::{write_atomic, Format, ShardSpec, ShardWriter};
 use crate::progress::Progress;
 use crate::record::{Fields, Malformed, Record};
 use crate::scan::scan;
@@ -56,6 +56,8 @@ pub trait Stage: Sync {
 pub struct StageOutput {
     /// The output directory.
     pub dir: PathBuf,
+    /// Format of the shards.
+    pub format: Format,
     /// Compression of the shards.
     pub compression: Compression,
     /// Bytes of JSONL per shard.
@@ -98,6 +100,7 @@ pub fn run_stage(
         ShardWriter::new(ShardSpec {
             dir,
             prefix: "part".into(),
+            format: out.format,
             compression: out.compression,
             max_bytes: out.shard_bytes,
         })

@@ -210,3 +210,104 @@ fn bad_pipeline_files_are_named_in_the_error() {
     let err = Pipeline::load(&p).unwrap_err().to_string();
     assert!(err.contains("bad.toml") && err.contains("sparkle"), "{err}");
 }
+
+/// A model trained on the test sentences, saved as lm.bin in `dir`.
+fn train_lm(dir: &Path) -> PathBuf {
+    let mut t = hearth_data::KneserNeyTrainer::new(3).unwrap();
+    for s in SENTENCES {
+        t.add_line(s).unwrap();
+    }
+    let lm = hearth_data::NgramLm::from_model(&t.build(0).unwrap(), dir).unwrap();
+    let p = dir.join("lm.bin");
+    lm.save(&p).unwrap();
+    p
+}
+
+fn lm_pipeline(dir: &Path, out: &str, format: &str, cutoffs: Option<&str>) -> PathBuf {
+    let p = dir.join(format!("{out}.toml"));
+    let cut = cutoffs.map_or(String::new(), |c| format!("cutoffs = \"{c}\"\n"));
+    std::fs::write(
+        &p,
+        format!(
+            "input = \"in\"\noutput = \"{out}\"\noutput_format = \"{format}\"\n\
+             compression = \"zstd\"\n\
+             [[stages]]\nkind = \"redact\"\n\
+             [[stages]]\nkind = \"lm-score\"\nlm = \"lm.bin\"\n{cut}\
+             [[stages]]\nkind = \"dedup\"\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The lm-score stage in a sharded pipeline: byte-identical outputs for 1 and 2 workers,
+/// with cut-offs computed at the merge or read from a file, in JSONL and in Parquet; and
+/// the routes from a cutoffs file equal those computed on the same data.
+#[test]
+fn lm_score_buckets_are_the_same_for_any_worker_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("in")).unwrap();
+    write_inputs(&tmp.path().join("in"));
+    train_lm(tmp.path());
+    for format in ["jsonl", "parquet"] {
+        let run = |name: &str, n: usize, cutoffs: Option<&str>| {
+            let p = Pipeline::load(&lm_pipeline(tmp.path(), name, format, cutoffs)).unwrap();
+            run_all(&p, n);
+            (p.merge(&NoProgress).unwrap(), outputs(&p.output_dir()))
+        };
+        let (report, one) = run(&format!("{format}-1"), 1, None);
+        let (_, two) = run(&format!("{format}-2"), 2, None);
+        assert!(one == two, "{format}: 1 and 2 workers differ");
+        let routes = &report.stages.routes;
+        assert_eq!(
+            routes["head"] + routes["middle"] + routes["tail"],
+            report.stages.kept,
+            "{routes:?}"
+        );
+        assert!(routes["head"] > 10 && routes["tail"] > 10, "{routes:?}");
+        let cutoffs = format!("{format}-1/cutoffs.json");
+        let names: Vec<&str> = one.iter().map(|(n, _)| n.as_str()).collect();
+        let ext = if format == "jsonl" {
+            "jsonl.zst"
+        } else {
+            "parquet"
+        };
+        for want in [
+            format!("routes/head/part-00000.{ext}"),
+            format!("routes/tail/part-00000.{ext}"),
+            format!("kept/part-00000.{ext}"),
+            "cutoffs.json".to_string(),
+        ] {
+            assert!(names.contains(&want.as_str()), "{want} not in {names:?}");
+        }
+        let (_, given1) = run(&format!("{format}-given-1"), 1, Some(&cutoffs));
+        let (_, given2) = run(&format!("{format}-given-2"), 2, Some(&cutoffs));
+        assert!(given1 == given2, "{format} with a cutoffs file");
+        // Same records per bucket (in Parquet, computed buckets are written from the
+        // Parquet `kept/`, so a field a record lacked comes back as null: compare values
+        // without nulls).
+        for bucket in ["head", "middle", "tail"] {
+            let dir = |name: &str| tmp.path().join(name).join("routes").join(bucket);
+            assert_eq!(
+                records_without_nulls(&dir(&format!("{format}-given-1"))),
+                records_without_nulls(&dir(&format!("{format}-1"))),
+                "{format} {bucket}"
+            );
+        }
+    }
+}
+
+fn records_without_nulls(dir: &Path) -> Vec<serde_json::Value> {
+    let inputs = hearth_data::InputSet::discover(dir).unwrap();
+    let mut out = Vec::new();
+    hearth_data::scan(&inputs, &hearth_data::Fields::default(), |_, batch| {
+        for (r, _) in batch {
+            let mut v: serde_json::Value = serde_json::from_slice(&r.raw).unwrap();
+            v.as_object_mut().unwrap().retain(|_, x| !x.is_null());
+            out.push(v);
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}

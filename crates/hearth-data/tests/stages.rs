@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use hearth_data::{
-    run_stage, Compression, DomainClassifier, DomainConfig, DomainStage, Fields, InputSet,
+    run_stage, Compression, DomainClassifier, DomainConfig, DomainStage, Fields, Format, InputSet,
     NoProgress, QualityFilter, StageOutput,
 };
 use serde_json::Value;
@@ -47,6 +47,7 @@ fn lines(dir: &Path) -> Vec<Value> {
 fn output(dir: &Path) -> StageOutput {
     StageOutput {
         dir: dir.to_path_buf(),
+        format: Format::Jsonl,
         compression: Compression::None,
         shard_bytes: 1 << 20,
     }

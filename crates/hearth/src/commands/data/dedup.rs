@@ -66,6 +66,7 @@ pub fn run(a: &DedupArgs) -> anyhow::Result<()> {
             lsh,
             seed: a.seed,
         }),
+        format: a.io.format(),
         compression: a.io.compression(),
         shard_bytes: a.io.shard_mib.max(1) << 20,
         cache_bytes: a.cache_mib << 20,

@@ -2,6 +2,7 @@
 //! domain classification, perplexity filter, PII redaction.
 
 mod dedup;
+mod lm;
 mod run;
 mod scorer;
 mod stages;
@@ -11,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use hearth_data::{Compression, Fields, Progress};
+use hearth_data::{Compression, Fields, Format, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Flags of `hearth data`.
@@ -34,6 +35,12 @@ pub enum DataCommand {
     Perplexity(stages::PerplexityArgs),
     /// Redact personal data and secrets in the text field (hearth-guard).
     Redact(stages::RedactArgs),
+    /// Train a CCNet-style n-gram model (modified Kneser-Ney) on reference text: lm.bin
+    /// (and optionally ARPA).
+    TrainLm(lm::TrainLmArgs),
+    /// Score documents with an n-gram model (lm.bin or ARPA), CCNet-style, and route them
+    /// to head / middle / tail by perplexity percentiles.
+    LmScore(lm::LmScoreArgs),
     /// Run a pipeline file (whole, one `--shard i/N` worker, or the `--merge` step).
     Run(run::RunArgs),
 }
@@ -41,7 +48,8 @@ pub enum DataCommand {
 /// Where records come from and which fields they use.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IoArgs {
-    /// A .jsonl / .jsonl.gz / .jsonl.zst file, or a directory of them (read in sorted order).
+    /// A .jsonl / .jsonl.gz / .jsonl.zst / .parquet file, or a directory of them (read in
+    /// sorted order; a Parquet row reads as the JSON object of its columns).
     #[arg(long, short = 'i')]
     pub input: PathBuf,
     /// The output directory.
@@ -53,10 +61,13 @@ pub struct IoArgs {
     /// JSON field holding the document id (records without it get FILE:LINE).
     #[arg(long, default_value = "id")]
     pub id_field: String,
-    /// Compression of the output shards.
+    /// Format of the output shards.
+    #[arg(long, value_enum, default_value_t = OutFormat::Jsonl)]
+    pub output_format: OutFormat,
+    /// Compression of the output shards (for Parquet: the page codec).
     #[arg(long, value_enum, default_value_t = OutCompression::None)]
     pub compression: OutCompression,
-    /// Size of an output shard in MiB (of JSONL, before compression).
+    /// Size of an output shard in MiB (of records as JSON, before compression).
     #[arg(long, default_value_t = 256)]
     pub shard_mib: u64,
     /// Worker threads (default: all cores).
@@ -65,6 +76,15 @@ pub struct IoArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Output format on the command line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum OutFormat {
+    /// JSON lines (.jsonl, .jsonl.gz, .jsonl.zst).
+    Jsonl,
+    /// Parquet (.parquet): one column per field, schema from the first row group.
+    Parquet,
 }
 
 /// Output compression on the command line.
@@ -85,6 +105,8 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
         DataCommand::Classify(a) => stages::classify(a),
         DataCommand::Perplexity(a) => stages::perplexity(a),
         DataCommand::Redact(a) => stages::redact(a),
+        DataCommand::TrainLm(a) => lm::train(a),
+        DataCommand::LmScore(a) => lm::score(a),
         DataCommand::Run(a) => run::run(a),
     }
 }
@@ -105,6 +127,13 @@ impl IoArgs {
         Fields {
             text: self.text_field.clone(),
             id: self.id_field.clone(),
+        }
+    }
+
+    pub(crate) fn format(&self) -> Format {
+        match self.output_format {
+            OutFormat::Jsonl => Format::Jsonl,
+            OutFormat::Parquet => Format::Parquet,
         }
     }
 

@@ -169,6 +169,7 @@ pub fn perplexity(a: &PerplexityArgs) -> anyhow::Result<()> {
 fn stage_output(io: &IoArgs) -> StageOutput {
     StageOutput {
         dir: io.output.clone(),
+        format: io.format(),
         compression: io.compression(),
         shard_bytes: io.shard_mib.max(1) << 20,
     }
