@@ -17,7 +17,7 @@ pub mod facts;
 pub mod hf_dir;
 pub mod hf_export;
 pub mod hf_import;
-mod hf_names;
+pub mod hf_names;
 pub mod inspect;
 pub mod license;
 pub mod machine;
