@@ -92,6 +92,57 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
     Ok(best.map(|(_, p)| p))
 }
 
+/// The adapters saved in checkpoint directory `dir`, with the LoRA settings it pins
+/// (for evaluating or generating with them).
+pub fn load_lora(model: &TrainModel, dir: &Path) -> Result<LoraParams> {
+    let path = dir.join(STATE_FILE);
+    let (tensors, meta) = st::read(&path)?;
+    let get = |k: &str| -> Result<&String> {
+        meta.get(k).ok_or_else(|| Error::Checkpoint {
+            path: path.clone(),
+            what: format!("metadata `{k}` missing"),
+        })
+    };
+    let parse_err = |k: &str| Error::Checkpoint {
+        path: path.clone(),
+        what: format!("metadata `{k}` is malformed"),
+    };
+    let config = LoraConfig {
+        rank: get("lora_rank")?
+            .parse()
+            .map_err(|_| parse_err("lora_rank"))?,
+        alpha: get("lora_alpha")?
+            .parse()
+            .map_err(|_| parse_err("lora_alpha"))?,
+        dropout: get("lora_dropout")?
+            .parse()
+            .map_err(|_| parse_err("lora_dropout"))?,
+        targets: parse_targets(get("lora_targets")?)?,
+    };
+    let params = LoraParams::new(config, model.config(), 0, model.dtype())?;
+    for (name, v) in params.named_vars() {
+        let t = tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::Checkpoint {
+                path: path.clone(),
+                what: format!("tensor `{name}` missing"),
+            })?;
+        if t.shape != v.dims() {
+            return Err(Error::Checkpoint {
+                path: path.clone(),
+                what: format!(
+                    "`{name}` has shape {:?}, the model needs {:?}",
+                    t.shape,
+                    v.dims()
+                ),
+            });
+        }
+        v.set(&Tensor::from_slice(&t.values, v.shape(), &Device::Cpu)?.to_dtype(v.dtype())?)?;
+    }
+    Ok(params)
+}
+
 /// Continues the run saved in checkpoint directory `dir` with settings `lora` and
 /// `cfg`, which must pin the same values (the number of steps may change).
 pub fn resume<'m>(

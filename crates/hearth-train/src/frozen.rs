@@ -6,7 +6,6 @@
 //! (and throws away) the weight's gradient in backward, doubling its cost. The op here
 //! passes gradients to its input only: `dx = dy · W`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
@@ -186,11 +185,4 @@ impl FrozenWeights {
             output,
         })
     }
-}
-
-/// Opens `path` and reads its config.
-pub(crate) fn open(path: &Path) -> Result<(Arc<GgufFile>, ModelConfig)> {
-    let file = Arc::new(GgufFile::open(path)?);
-    let cfg = hearth_model::config_from_gguf(&file)?;
-    Ok((file, cfg))
 }

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor, D};
 use hearth_gguf::GgufFile;
 use hearth_model::{Activation, ModelConfig, RopeStyle};
 
-use crate::frozen::{self, Frozen, FrozenWeights};
+use crate::frozen::{Frozen, FrozenWeights};
 use crate::lora::{LoraParams, Target};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -67,7 +67,13 @@ impl TrainModel {
     /// Loads `path` with weights dequantized to `dtype` (F32 to train, F64 for
     /// gradient checks).
     pub fn load(path: &Path, dtype: DType) -> Result<Self> {
-        let (file, config) = frozen::open(path)?;
+        Self::from_gguf(Arc::new(GgufFile::open(path)?), dtype)
+    }
+
+    /// Builds the model over an opened file (which may have been quantized while
+    /// loading: training then runs against the quantized weights' values).
+    pub fn from_gguf(file: Arc<GgufFile>, dtype: DType) -> Result<Self> {
+        let config = hearth_model::config_from_gguf(&file)?;
         if !matches!(dtype, DType::F32 | DType::F64) {
             return Err(Error::Config(format!(
                 "training runs in f32 or f64, not {dtype:?}"

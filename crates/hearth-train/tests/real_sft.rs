@@ -91,7 +91,7 @@ fn smollm2_learns_a_made_up_identity() {
         targets: hearth_train::lora::parse_targets("all").unwrap(),
     };
     let cfg = TrainConfig {
-        steps: 24,
+        steps: 16,
         batch_size: 4,
         grad_accum: 1,
         warmup: 2,

@@ -45,6 +45,8 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Compare a converted model with its source: size, perplexity, top-1 agreement.
     Compare(commands::compare::CompareArgs),
+    /// Fine-tune a LoRA adapter on chat/instruction data (PEFT and GGUF LoRA output).
+    Finetune(commands::finetune::FinetuneArgs),
     /// Run attack suites against an OpenAI-compatible server and report compliance and leaks.
     Redteam(commands::redteam::RedteamArgs),
 }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Data(a) => commands::data::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Quantize(a) => commands::quantize::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Redteam(a) => commands::redteam::run(a),
