@@ -61,6 +61,18 @@ pub enum Error {
         /// The id passed in.
         seq: crate::SeqId,
     },
+    /// A request names a LoRA adapter the engine has not loaded.
+    #[error("no LoRA adapter named `{name}` is loaded")]
+    UnknownAdapter {
+        /// The name asked for.
+        name: String,
+    },
+    /// A LoRA adapter of that name is loaded already.
+    #[error("a LoRA adapter named `{name}` is loaded already (unload it first)")]
+    AdapterExists {
+        /// The name.
+        name: String,
+    },
     /// A bookkeeping invariant of the block manager or scheduler does not hold (our bug).
     #[error("invariant violated: {what}")]
     InvariantViolated {

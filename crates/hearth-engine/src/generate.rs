@@ -1,8 +1,9 @@
 //! The single-sequence generation loop: prefill, then sample, decode, stream text.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use hearth_model::{KvCache, Transformer};
+use hearth_model::{KvCache, ModelLora, Transformer};
 use hearth_tokenizer::{StreamDecoder, Tokenizer};
 
 use crate::{Error, Result, Sampler, SamplingParams, StopMatcher};
@@ -86,6 +87,7 @@ pub struct Session<'m> {
     model: &'m Transformer,
     cache: KvCache,
     tokens: Vec<u32>,
+    lora: Option<Arc<ModelLora>>,
 }
 
 impl<'m> Session<'m> {
@@ -95,7 +97,17 @@ impl<'m> Session<'m> {
             model,
             cache: model.new_cache(),
             tokens: Vec::new(),
+            lora: None,
         }
+    }
+
+    /// Runs every following turn with `lora` (bound to this session's model), or with
+    /// the base model for `None`; what the cache held is dropped.
+    pub fn with_lora(mut self, lora: Option<Arc<ModelLora>>) -> Self {
+        self.lora = lora;
+        self.cache.clear();
+        self.tokens.clear();
+        self
     }
 
     /// Tokens the cache holds.
@@ -133,7 +145,12 @@ impl<'m> Session<'m> {
         }
         let new = &prompt[self.tokens.len()..];
         let t0 = Instant::now();
-        let mut logits = self.model.forward(new, &mut self.cache, &[new.len() - 1])?;
+        let mut logits = self.model.forward_with(
+            new,
+            &mut self.cache,
+            &[new.len() - 1],
+            self.lora.as_deref(),
+        )?;
         self.tokens.extend_from_slice(new);
         let prefill_secs = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
@@ -170,7 +187,9 @@ impl<'m> Session<'m> {
             if out.generated_ids.len() == params.max_tokens {
                 break;
             }
-            logits = self.model.forward(&[id], &mut self.cache, &[0])?;
+            logits = self
+                .model
+                .forward_with(&[id], &mut self.cache, &[0], self.lora.as_deref())?;
             self.tokens.push(id);
         }
         if out.finish_reason == FinishReason::Length {

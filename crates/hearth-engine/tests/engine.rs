@@ -119,6 +119,7 @@ fn requests(tok: &Tokenizer, n: usize, min_len: usize) -> Vec<EngineRequest> {
             prompt_ids: prompt(tok, k, min_len),
             params: greedy(6 + 3 * k, k % 3 != 0),
             cache_salt: 0,
+            adapter: None,
         })
         .collect()
 }
@@ -261,6 +262,7 @@ fn overload_and_context_errors() {
         prompt_ids: vec![5; m.config().context_length],
         params: greedy(4, true),
         cache_salt: 0,
+        adapter: None,
     };
     let err = engine.submit(long).unwrap_err();
     assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
@@ -285,6 +287,7 @@ fn logprobs_match_a_teacher_forced_forward_and_metrics_count_the_request() {
             prompt_ids: prompt.clone(),
             params,
             cache_salt: 0,
+            adapter: None,
         })
         .unwrap();
     let mut got = Vec::new();

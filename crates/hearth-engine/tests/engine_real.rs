@@ -67,6 +67,7 @@ fn batch_equals_alone(name: &str, n_requests: usize, max_tokens: usize, prefix_c
                     prompt_ids: p.clone(),
                     params: greedy(max_tokens),
                     cache_salt: 0,
+                    adapter: None,
                 })
                 .unwrap()
         })
@@ -85,6 +86,7 @@ fn batch_equals_alone(name: &str, n_requests: usize, max_tokens: usize, prefix_c
                 prompt_ids: p.clone(),
                 params: greedy(max_tokens),
                 cache_salt: 0,
+                adapter: None,
             })
             .unwrap()
     }));
@@ -180,6 +182,7 @@ fn smollm_preemption_keeps_every_output() {
                     prompt_ids: p.clone(),
                     params: greedy(max_tokens),
                     cache_salt: 0,
+                    adapter: None,
                 })
                 .unwrap()
         })
@@ -217,6 +220,7 @@ fn smollm_cancelling_frees_every_block_and_overload_spares_running_requests() {
             prompt_ids: p.clone(),
             params: greedy(n),
             cache_salt: 0,
+            adapter: None,
         })
     };
     let mut a = submit(&p[0], 30).unwrap();
@@ -288,6 +292,7 @@ fn gemma_4000_token_sequence_holds_only_the_window_in_local_layers() {
             prompt_ids: prompt.clone(),
             params: greedy(48),
             cache_salt: 0,
+            adapter: None,
         })
         .unwrap();
     // Watch the pools while the prompt is prefilled and the first tokens decode.

@@ -130,6 +130,23 @@ pub enum Error {
         /// Offset in the block.
         offset: usize,
     },
+    /// A LoRA adapter cannot be read, written, represented or used with this model.
+    #[error("LoRA adapter {}: {what}", path.display())]
+    Adapter {
+        /// The adapter's file or directory (`(in memory)` for one built in memory).
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use half::f16;
 
 use crate::kv_cache::{KvCache, StepKv};
+use crate::lora::{ModelLora, Proj, RowLoras};
 use crate::{arch, Activation, Error, ModelConfig, QMatrix, Result};
 
 /// Most positions one internal forward step processes; longer inputs are split.
@@ -169,8 +170,20 @@ impl Transformer {
     /// Runs `tokens` after what `cache` holds, and returns the logits (vocab-sized
     /// rows) after each position listed in `want` (indices into `tokens`).
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, want: &[usize]) -> Result<Vec<f32>> {
-        let hidden = self.forward_hidden(tokens, cache, want)?;
-        Ok(self.logits(&hidden))
+        self.forward_with(tokens, cache, want, None)
+    }
+
+    /// [`forward`](Self::forward) with a LoRA adapter on every position (`None`: the
+    /// base model). A cache must hold positions computed with the same adapter.
+    pub fn forward_with(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        want: &[usize],
+        lora: Option<&ModelLora>,
+    ) -> Result<Vec<f32>> {
+        let hidden = self.hidden_with(tokens, cache, want, lora)?;
+        Ok(self.logits_with(&hidden, &RowLoras::single(lora, 0..want.len())))
     }
 
     /// Like [`forward`](Self::forward) but returns final normalised hidden states
@@ -181,6 +194,16 @@ impl Transformer {
         tokens: &[u32],
         cache: &mut KvCache,
         want: &[usize],
+    ) -> Result<Vec<f32>> {
+        self.hidden_with(tokens, cache, want, None)
+    }
+
+    fn hidden_with(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        want: &[usize],
+        lora: Option<&ModelLora>,
     ) -> Result<Vec<f32>> {
         let d = self.config.d_model;
         let needed = cache.len() + tokens.len();
@@ -194,7 +217,7 @@ impl Transformer {
         let mut out = vec![0.0; want.len() * d];
         for (c, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
             let base = c * MAX_CHUNK;
-            let x = self.run_chunk(chunk, cache);
+            let x = self.run_chunk(chunk, cache, &RowLoras::single(lora, 0..chunk.len()));
             for (w, &idx) in want.iter().enumerate() {
                 if idx >= base && idx < base + chunk.len() {
                     let row = &x[(idx - base) * d..(idx - base + 1) * d];
@@ -207,9 +230,15 @@ impl Transformer {
 
     /// Logits for normalised hidden states (`d_model` values each).
     pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        self.logits_with(hidden, &RowLoras::none())
+    }
+
+    /// [`logits`](Self::logits) with the output-head deltas of each row's adapter.
+    pub(crate) fn logits_with(&self, hidden: &[f32], lora: &RowLoras) -> Vec<f32> {
         let n = hidden.len() / self.config.d_model;
         let mut logits = vec![0.0; n * self.config.vocab_size];
         self.output.matmul(hidden, &mut logits);
+        lora.add(ModelLora::output, hidden, &mut logits);
         logits
     }
 
@@ -233,14 +262,16 @@ impl Transformer {
     }
 
     /// Embeddings of `tokens` (`d_model` each), scaled as the architecture asks.
-    pub(crate) fn embed_rows(&self, tokens: &[u32]) -> Vec<f32> {
+    pub(crate) fn embed_rows(&self, tokens: &[u32], lora: &RowLoras) -> Vec<f32> {
         let d = self.config.d_model;
         let mut x = vec![0.0; tokens.len() * d];
         for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
             self.embed.row(t as usize, row);
-            if let Some(s) = self.config.embed_scale {
-                row.iter_mut().for_each(|v| *v *= s);
-            }
+        }
+        // The delta changes the table, so it comes before the architecture's scaling.
+        lora.add_embedding(tokens, &mut x);
+        if let Some(s) = self.config.embed_scale {
+            x.iter_mut().for_each(|v| *v *= s);
         }
         x
     }
@@ -263,12 +294,20 @@ impl Transformer {
 
     /// Layer `l` after attention: output projection (and post-norm) added to `x`,
     /// then the feed-forward block added to `x`; `h` is scratch of `x`'s size.
-    pub(crate) fn finish_layer(&self, l: usize, attn: Vec<f32>, x: &mut [f32], h: &mut [f32]) {
+    pub(crate) fn finish_layer(
+        &self,
+        l: usize,
+        attn: Vec<f32>,
+        x: &mut [f32],
+        h: &mut [f32],
+        lora: &RowLoras,
+    ) {
         let cfg = &self.config;
         let blk = &self.blocks[l];
         let n = x.len() / cfg.d_model;
         let mut o = vec![0.0; n * cfg.d_model];
         blk.wo.matmul(&attn, &mut o);
+        lora.add(|m| m.proj(l, Proj::O), &attn, &mut o);
         drop(attn);
         if let Some(w) = &blk.post_attn_norm {
             norm_rows_in_place(&mut o, w, cfg.rms_eps);
@@ -279,26 +318,29 @@ impl Transformer {
         let mut u = vec![0.0; n * cfg.ffn_dim];
         blk.gate.matmul(h, &mut g);
         blk.up.matmul(h, &mut u);
+        lora.add(|m| m.proj(l, Proj::Gate), h, &mut g);
+        lora.add(|m| m.proj(l, Proj::Up), h, &mut u);
         match cfg.activation {
             Activation::Silu => k::silu_mul(&mut g, &u),
             Activation::GeluTanh => k::gelu_tanh_mul(&mut g, &u),
         }
         blk.down.matmul(&g, &mut o);
+        lora.add(|m| m.proj(l, Proj::Down), &g, &mut o);
         if let Some(w) = &blk.post_ffn_norm {
             norm_rows_in_place(&mut o, w, cfg.rms_eps);
         }
         add(x, &o);
     }
 
-    fn run_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+    fn run_chunk(&self, tokens: &[u32], cache: &mut KvCache, lora: &RowLoras) -> Vec<f32> {
         let (n, d) = (tokens.len(), self.config.d_model);
-        let mut x = self.embed_rows(tokens);
+        let mut x = self.embed_rows(tokens, lora);
         let start = cache.len();
         let mut h = vec![0.0; n * d];
         for l in 0..self.blocks.len() {
             self.attn_input(l, &x, &mut h);
-            let attn = self.attention(l, &h, start, cache);
-            self.finish_layer(l, attn, &mut x, &mut h);
+            let attn = self.attention(l, &h, start, cache, lora);
+            self.finish_layer(l, attn, &mut x, &mut h, lora);
         }
         cache.advance(n);
         x
@@ -312,6 +354,7 @@ impl Transformer {
         l: usize,
         h: &[f32],
         pos: impl Fn(usize) -> usize + Sync,
+        lora: &RowLoras,
     ) -> Qkv {
         let cfg = &self.config;
         let blk = &self.blocks[l];
@@ -324,6 +367,9 @@ impl Transformer {
         blk.wq.matmul(h, &mut q);
         blk.wk.matmul(h, &mut kk);
         blk.wv.matmul(h, &mut v);
+        lora.add(|m| m.proj(l, Proj::Q), h, &mut q);
+        lora.add(|m| m.proj(l, Proj::K), h, &mut kk);
+        lora.add(|m| m.proj(l, Proj::V), h, &mut v);
         let rope = |rows: &mut [f32], width: usize, norm: &Option<Vec<f32>>| {
             rows.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
                 if let Some(w) = norm {
@@ -345,12 +391,19 @@ impl Transformer {
 
     /// Projects, normalises, rotates and caches q/k/v, then attends; returns the
     /// concatenated heads (`n * q_dim`).
-    fn attention(&self, l: usize, h: &[f32], start: usize, cache: &mut KvCache) -> Vec<f32> {
+    fn attention(
+        &self,
+        l: usize,
+        h: &[f32],
+        start: usize,
+        cache: &mut KvCache,
+        lora: &RowLoras,
+    ) -> Vec<f32> {
         let cfg = &self.config;
         let spec = &cfg.layers[l];
         let n = h.len() / cfg.d_model;
         let qd = cfg.q_dim();
-        let Qkv { q, k: kh, v: vh } = self.project_qkv(l, h, |i| start + i);
+        let Qkv { q, k: kh, v: vh } = self.project_qkv(l, h, |i| start + i, lora);
         let layer = StepKv {
             cached: &cache.layers[l],
             start,

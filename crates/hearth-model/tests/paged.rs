@@ -135,6 +135,7 @@ impl<'a> Sim<'a> {
                 block_table: s.table.clone(),
                 window_table: s.window.clone(),
                 logits: true,
+                adapter: None,
             });
         }
         let got = self.m.forward_paged(&batch, &mut self.kv).unwrap();
@@ -258,6 +259,7 @@ fn shared_prefix_blocks_equal_separate_computation() {
                 block_table: a_table.clone(),
                 window_table: a_window.clone(),
                 logits: true,
+                adapter: None,
             }],
         };
         let got = m.forward_paged(&step1, &mut kv).unwrap();
@@ -285,6 +287,7 @@ fn shared_prefix_blocks_equal_separate_computation() {
                     block_table: a_table.clone(),
                     window_table: a_window.clone(),
                     logits: true,
+                    adapter: None,
                 },
                 SeqSlice {
                     range: 1..24,
@@ -292,6 +295,7 @@ fn shared_prefix_blocks_equal_separate_computation() {
                     block_table: b_table,
                     window_table: b_window,
                     logits: true,
+                    adapter: None,
                 },
             ],
         };
@@ -309,6 +313,7 @@ fn one_seq(tokens: Vec<u32>, start_pos: usize, table: Vec<u32>) -> RaggedBatch {
             block_table: table,
             window_table: None,
             logits: true,
+            adapter: None,
         }],
         tokens,
     }
@@ -353,6 +358,7 @@ fn invalid_batches_are_errors() {
                 block_table: (b..b + 4).collect(),
                 window_table: None,
                 logits: true,
+                adapter: None,
             })
             .collect(),
     };
@@ -489,6 +495,7 @@ fn timing_prefill_plus_decodes() {
                 block_table: table(s),
                 window_table: window(s),
                 logits: true,
+                adapter: None,
             });
         }
         let (mut paged, mut plain) = (Vec::new(), Vec::new());

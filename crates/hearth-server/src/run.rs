@@ -102,6 +102,7 @@ pub async fn submit(
                 prompt_ids: p.clone(),
                 params,
                 cache_salt: 0,
+                adapter: None,
             });
         }
     }

@@ -37,6 +37,16 @@ pub fn greedy(path: &Path, prompt: &[u32], n: usize) -> Vec<u32> {
 /// `n` greedy tokens from llama.cpp (llama-cpp-python in hearth's peer venv), or
 /// `None` with a loud message when the venv is absent.
 pub fn peer_greedy(path: &Path, prompt: &[u32], n: usize) -> Option<Vec<u32>> {
+    peer_greedy_lora(path, None, prompt, n)
+}
+
+/// [`peer_greedy`] with a GGUF LoRA adapter applied at scale 1.
+pub fn peer_greedy_lora(
+    path: &Path,
+    lora: Option<&Path>,
+    prompt: &[u32],
+    n: usize,
+) -> Option<Vec<u32>> {
     let python = hearth_hub::cache_dir().join("peer-venv/bin/python");
     if !python.exists() {
         eprintln!(
@@ -51,6 +61,7 @@ pub fn peer_greedy(path: &Path, prompt: &[u32], n: usize) -> Option<Vec<u32>> {
         .arg(path)
         .arg(ids.join(","))
         .arg(n.to_string())
+        .args(lora)
         .output()
         .unwrap();
     assert!(
@@ -74,7 +85,8 @@ def _no_extra():
     p = _defaults(); p.use_extra_bufts = False; return p
 L.llama_cpp.llama_model_default_params = _no_extra
 path, ids, n = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], int(sys.argv[3])
-llm = Llama(model_path=path, n_ctx=len(ids) + n + 8, n_threads=2, verbose=False, logits_all=True)
+lora = sys.argv[4] if len(sys.argv) > 4 else None
+llm = Llama(model_path=path, n_ctx=len(ids) + n + 8, n_threads=2, verbose=False, logits_all=True, lora_path=lora)
 out = []
 llm.eval(ids)
 for _ in range(n):

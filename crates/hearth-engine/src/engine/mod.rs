@@ -8,20 +8,26 @@
 //! logits → apply end-of-generation tokens, stop strings and `max_tokens` → send events.
 //! With nothing to do it blocks on its command channel.
 //!
+//! LoRA adapters are loaded by name ([`Engine::load_adapter`]) and a request picks one
+//! ([`EngineRequest::adapter`]). Each sequence holds its adapter's `Arc`, so unloading
+//! one never disturbs the sequences already running with it: they finish with it, and
+//! only new requests see it gone. The prefix cache keys an adapter's blocks apart
+//! from the base model's and other adapters' (its fingerprint goes into the salt).
+//!
 //! [`Engine::submit`] waits for the thread's accept or reject, so admission errors
 //! ([`Error::Overloaded`], [`Error::ContextLengthExceeded`]) come back at once. Dropping
 //! an [`EventStream`] cancels its sequence and frees its blocks.
 
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use hearth_model::paged::PagedKv;
-use hearth_model::Transformer;
+use hearth_model::{LoraAdapter, ModelLora, Transformer};
 use hearth_tokenizer::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -74,7 +80,10 @@ pub struct EngineRequest {
     /// Mixed into the prefix-cache keys of this request's blocks, so requests whose
     /// KV differs for equal tokens (another adapter) or that must not share a cache
     /// (another tenant) never reuse each other's blocks. 0 for the shared default.
+    /// The adapter's own identity is mixed in by the engine.
     pub cache_salt: u64,
+    /// Name of a loaded LoRA adapter to run with; `None` for the base model.
+    pub adapter: Option<String>,
 }
 
 /// The log-probabilities of one generated token.
@@ -158,7 +167,8 @@ impl Drop for EventStream {
 
 enum Command {
     Submit {
-        request: EngineRequest,
+        request: Box<EngineRequest>,
+        adapter: Option<Arc<ModelLora>>,
         arrived: Instant,
         events: UnboundedSender<GenerationEvent>,
         reply: Sender<Result<SeqId>>,
@@ -172,6 +182,8 @@ enum Command {
 #[derive(Debug)]
 pub struct Engine {
     commands: Sender<Command>,
+    model: Arc<Transformer>,
+    adapters: Mutex<BTreeMap<String, Arc<ModelLora>>>,
     stats: Arc<Mutex<SchedulerStats>>,
     metrics: Arc<Mutex<EngineMetrics>>,
     thread: Option<JoinHandle<()>>,
@@ -236,11 +248,12 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::clone(&stats);
         let shared_metrics = Arc::clone(&metrics);
+        let thread_model = Arc::clone(&model);
         let thread = std::thread::Builder::new()
             .name("hearth-engine".into())
             .spawn(move || {
                 Worker {
-                    model: &model,
+                    model: &thread_model,
                     tok: &tokenizer,
                     sched,
                     kv,
@@ -253,6 +266,8 @@ impl Engine {
             .map_err(|e| Error::InvalidArgument(format!("cannot spawn the engine thread: {e}")))?;
         Ok(Engine {
             commands: tx,
+            model,
+            adapters: Mutex::new(BTreeMap::new()),
             stats,
             metrics,
             thread: Some(thread),
@@ -266,9 +281,17 @@ impl Engine {
         let (events_tx, events) = unbounded_channel();
         let (reply, answer) = mpsc::channel();
         let stopped = || Error::InvalidArgument("the engine has stopped".into());
+        let adapter = match &request.adapter {
+            None => None,
+            Some(name) => Some(
+                self.adapter(name)
+                    .ok_or_else(|| Error::UnknownAdapter { name: name.clone() })?,
+            ),
+        };
         self.commands
             .send(Command::Submit {
-                request,
+                request: Box::new(request),
+                adapter,
                 arrived: Instant::now(),
                 events: events_tx,
                 reply,
@@ -280,6 +303,53 @@ impl Engine {
             events,
             commands: self.commands.clone(),
         })
+    }
+
+    /// Checks `adapter` against the model and loads it under `name`, for requests
+    /// that name it. A name already loaded is an error.
+    pub fn load_adapter(&self, name: &str, adapter: &LoraAdapter) -> Result<Arc<ModelLora>> {
+        let bound = Arc::new(self.model.bind_lora(name, adapter)?);
+        let mut map = self.adapters.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.contains_key(name) {
+            return Err(Error::AdapterExists { name: name.into() });
+        }
+        map.insert(name.to_string(), Arc::clone(&bound));
+        Ok(bound)
+    }
+
+    /// Unloads adapter `name`: new requests can no longer name it; sequences running
+    /// with it finish with it (they hold it until then).
+    pub fn unload_adapter(&self, name: &str) -> Result<()> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::UnknownAdapter { name: name.into() })
+    }
+
+    /// The loaded adapter `name`.
+    pub fn adapter(&self, name: &str) -> Option<Arc<ModelLora>> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Names of the loaded adapters, sorted.
+    pub fn adapter_names(&self) -> Vec<String> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The model the engine runs.
+    pub fn model(&self) -> &Arc<Transformer> {
+        &self.model
     }
 
     /// The scheduler's counters as of the last step or command the thread handled.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use hearth_model::paged::{PagedKv, RaggedBatch, SeqSlice, WindowTable};
-use hearth_model::Transformer;
+use hearth_model::{ModelLora, Transformer};
 use hearth_tokenizer::{StreamDecoder, Tokenizer};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -30,6 +30,8 @@ pub(super) struct SeqState<'t> {
     arrived: Instant,
     /// When its last token was sent.
     last_token: Option<Instant>,
+    /// The LoRA adapter it runs with.
+    adapter: Option<Arc<ModelLora>>,
 }
 
 pub(super) struct Worker<'t> {
@@ -77,11 +79,12 @@ impl<'t> Worker<'t> {
         match c {
             Command::Submit {
                 request,
+                adapter,
                 arrived,
                 events,
                 reply,
             } => {
-                let r = self.admit(request, arrived, events);
+                let r = self.admit(*request, adapter, arrived, events);
                 if r.is_err() {
                     self.record(|m| m.rejected += 1);
                 }
@@ -105,6 +108,7 @@ impl<'t> Worker<'t> {
     fn admit(
         &mut self,
         request: EngineRequest,
+        adapter: Option<Arc<ModelLora>>,
         arrived: Instant,
         events: UnboundedSender<GenerationEvent>,
     ) -> Result<SeqId> {
@@ -112,7 +116,12 @@ impl<'t> Worker<'t> {
             prompt_ids,
             params,
             cache_salt,
+            adapter: _,
         } = request;
+        let cache_salt = match &adapter {
+            Some(a) => salt_with_adapter(cache_salt, a.fingerprint()),
+            None => cache_salt,
+        };
         let sampler = Sampler::new(params.sampling.clone())?;
         let stop = StopMatcher::new(params.stop.clone())?;
         let prompt_tokens = prompt_ids.len();
@@ -140,6 +149,7 @@ impl<'t> Worker<'t> {
                 cached_tokens: None,
                 arrived,
                 last_token: None,
+                adapter,
             },
         );
         Ok(seq)
@@ -201,6 +211,7 @@ impl<'t> Worker<'t> {
                     blocks: t.blocks().iter().map(|b| b.0).collect(),
                 }),
                 logits: e.needs_logits,
+                adapter: self.seqs.get(&e.seq).and_then(|s| s.adapter.clone()),
             });
             if let Some(s) = self.seqs.get_mut(&e.seq) {
                 s.cached_tokens.get_or_insert(e.tokens.start);
@@ -305,4 +316,13 @@ impl<'t> Worker<'t> {
         }
         Ok(())
     }
+}
+
+/// The prefix-cache salt of a request run with an adapter of `fingerprint`: never the
+/// base model's salt for the same request, different per adapter.
+fn salt_with_adapter(salt: u64, fingerprint: u64) -> u64 {
+    let mut z = salt ^ fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
 }

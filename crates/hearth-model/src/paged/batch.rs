@@ -1,6 +1,9 @@
 //! The ragged batch one forward step runs, and its validation.
 
 use std::ops::Range;
+use std::sync::Arc;
+
+use crate::lora::ModelLora;
 
 use crate::paged::PagedKv;
 use crate::{Error, ModelConfig, Result};
@@ -28,6 +31,9 @@ pub struct SeqSlice {
     pub window_table: Option<WindowTable>,
     /// Whether to return logits after its last token.
     pub logits: bool,
+    /// The LoRA adapter its tokens run with (bound to the model that runs the
+    /// batch); `None` for the base model.
+    pub adapter: Option<Arc<ModelLora>>,
 }
 
 /// A sequence's blocks in the sliding-window pool.

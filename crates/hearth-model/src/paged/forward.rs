@@ -3,6 +3,7 @@
 use hearth_kernels as k;
 use rayon::prelude::*;
 
+use crate::lora::RowLoras;
 use crate::paged::{PagedKv, RaggedBatch};
 use crate::transformer::Qkv;
 use crate::{Error, Result, Transformer};
@@ -27,11 +28,15 @@ impl Transformer {
         }
         let (n, d, qd) = (batch.tokens.len(), cfg.d_model, cfg.q_dim());
         let shape = self.attn_shape();
-        let mut x = self.embed_rows(&batch.tokens);
+        let mut lora = RowLoras::none();
+        for s in &batch.seqs {
+            lora.push(s.adapter.as_ref(), s.range.clone());
+        }
+        let mut x = self.embed_rows(&batch.tokens, &lora);
         let mut h = vec![0.0; n * d];
         for l in 0..cfg.n_layers() {
             self.attn_input(l, &x, &mut h);
-            let Qkv { q, k: kh, v: vh } = self.project_qkv(l, &h, |i| lay.pos[i]);
+            let Qkv { q, k: kh, v: vh } = self.project_qkv(l, &h, |i| lay.pos[i], &lora);
             let window = cfg.layers[l].window;
             let slots = match window {
                 Some(_) => &lay.window_slots,
@@ -64,18 +69,18 @@ impl Transformer {
                     k::attend(qi, &views[lay.seq[i]], lo, pos, &shape, scores, o);
                 });
             drop(q);
-            self.finish_layer(l, attn, &mut x, &mut h);
+            self.finish_layer(l, attn, &mut x, &mut h, &lora);
         }
-        let rows: Vec<usize> = batch
-            .seqs
-            .iter()
-            .filter(|s| s.logits)
-            .map(|s| s.range.end - 1)
-            .collect();
+        let wanted: Vec<_> = batch.seqs.iter().filter(|s| s.logits).collect();
+        let rows: Vec<usize> = wanted.iter().map(|s| s.range.end - 1).collect();
+        let mut head_lora = RowLoras::none();
+        for (i, s) in wanted.iter().enumerate() {
+            head_lora.push(s.adapter.as_ref(), i..i + 1);
+        }
         let mut hidden = vec![0.0; rows.len() * d];
         for (out, &r) in hidden.chunks_exact_mut(d).zip(&rows) {
             self.final_norm(&x[r * d..(r + 1) * d], out);
         }
-        Ok(self.logits(&hidden))
+        Ok(self.logits_with(&hidden, &head_lora))
     }
 }

@@ -1,6 +1,9 @@
 //! How GGUF and Hugging Face name and lay out the same weights: tensor names, the
 //! row order of llama's query/key projections (llama.cpp's converter interleaves the
 //! RoPE halves), and Gemma's norm weights (stored as `w` by HF, `1 + w` by GGUF).
+//!
+//! Shared by the converters (hearth-convert) and the LoRA adapter formats, which
+//! must lay out a PEFT `lora_B` of `q_proj`/`k_proj` exactly as the base weight was.
 
 /// Per-block tensor names: (GGUF suffix, HF suffix) for `arch`.
 fn block_names(arch: &str) -> Vec<(&'static str, &'static str)> {
