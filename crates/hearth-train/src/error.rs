@@ -13,9 +13,6 @@ pub enum Error {
     /// Tokenizing failed.
     #[error(transparent)]
     Tokenizer(#[from] hearth_tokenizer::Error),
-    /// Hashing or naming through hearth-convert failed.
-    #[error(transparent)]
-    Convert(#[from] hearth_convert::Error),
     /// The chat template failed on a conversation.
     #[error(transparent)]
     Chat(#[from] hearth_tokenizer::chat::ChatError),

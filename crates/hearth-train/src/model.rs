@@ -34,9 +34,9 @@ impl Packed {
     /// Appends a sequence; `mask[i]` marks token `i` as a target.
     pub fn push(&mut self, tokens: &[u32], mask: &[bool]) {
         let start = self.tokens.len();
-        for i in 1..tokens.len() {
+        for (i, &t) in tokens.iter().enumerate().skip(1) {
             if mask.get(i).copied().unwrap_or(false) {
-                self.targets.push((start + i - 1, tokens[i]));
+                self.targets.push((start + i - 1, t));
             }
         }
         self.tokens.extend_from_slice(tokens);

@@ -54,7 +54,7 @@ impl TrainConfig {
                 "steps, batch size and gradient accumulation must be at least 1".into(),
             ));
         }
-        if !(self.optim.lr > 0.0) {
+        if self.optim.lr.is_nan() || self.optim.lr <= 0.0 {
             return Err(Error::Config(format!(
                 "learning rate {} must be positive",
                 self.optim.lr

@@ -9,7 +9,7 @@ use hearth_gguf::GgufFile;
 use hearth_model::tiny::TinySpec;
 use hearth_tokenizer::chat::ChatTemplate;
 use hearth_tokenizer::Tokenizer;
-use hearth_train::checkpoint::{latest_checkpoint, resume};
+use hearth_train::checkpoint::{latest_checkpoint, load_lora, resume};
 use hearth_train::data::parse_examples;
 use hearth_train::encode::{encode, Encoded};
 use hearth_train::optim::AdamWConfig;
@@ -125,6 +125,13 @@ fn loss_falls_and_resume_matches_an_uninterrupted_run() {
             .collect()
     };
     assert_eq!(values(&straight), values(&resumed));
+    let saved = load_lora(&model, &dir).unwrap();
+    let saved: Vec<f32> = saved
+        .named_vars()
+        .iter()
+        .flat_map(|(_, v)| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .collect();
+    assert_eq!(saved, values(&first));
 
     // A checkpoint refuses a run with other pinned settings.
     let other = LoraConfig { rank: 8, ..lora() };

@@ -7,13 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use candle_core::DType;
 use hearth_model::tiny::TinySpec;
+use hearth_model::{LoraAdapter, ModelLora, Transformer};
 use hearth_tokenizer::chat::{ChatMessage, ChatTemplate};
 use hearth_tokenizer::Tokenizer;
-use hearth_train::checkpoint::load_lora;
 use hearth_train::encode::prompt_tokens;
-use hearth_train::TrainModel;
 
 fn finetune(args: &[&str]) -> (bool, serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -191,11 +189,16 @@ fn smollm2_learns_the_llamafactory_identity() {
     );
     assert!(after < 0.5 * before, "validation loss {before} -> {after}");
 
-    // Greedy answers to held-out questions, through the training forward pass with
-    // the adapter of the final checkpoint, and without it.
-    let tm = TrainModel::load(&model, DType::F32).unwrap();
-    let lora = load_lora(&tm, Path::new(j["checkpoint"].as_str().unwrap())).unwrap();
-    let tok = Tokenizer::from_gguf(tm.gguf()).unwrap();
+    // Greedy answers to held-out questions by the inference model, with the PEFT
+    // adapter the command wrote and without it.
+    let m = Transformer::open(&model).unwrap();
+    let adapter = LoraAdapter::open(j["adapter_path"].as_str().unwrap(), m.config()).unwrap();
+    assert_eq!(
+        adapter.provenance.as_ref().unwrap().parameters["targets"],
+        "all"
+    );
+    let bound = m.bind_lora("identity", &adapter).unwrap();
+    let tok = Tokenizer::from_gguf(m.gguf()).unwrap();
     let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
     let tpl = ChatTemplate::for_model(
         tok.chat_template(),
@@ -204,12 +207,28 @@ fn smollm2_learns_the_llamafactory_identity() {
         &text(tok.eos()),
     )
     .unwrap();
-    let stop = tok.eog_ids().to_vec();
+    let greedy = |prompt: &[u32], lora: Option<&ModelLora>| -> String {
+        let mut cache = m.new_cache();
+        let (mut next, mut out) = (prompt.to_vec(), Vec::new());
+        for _ in 0..24 {
+            let logits = m
+                .forward_with(&next, &mut cache, &[next.len() - 1], lora)
+                .unwrap();
+            let id = (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap() as u32;
+            if tok.is_eog(id) {
+                break;
+            }
+            out.push(id);
+            next = vec![id];
+        }
+        tok.decode(&out, false)
+    };
     let mut named = 0;
     for q in [VAL[0], VAL[2]] {
         let prompt = prompt_tokens(&tok, &tpl, &[ChatMessage::new("user", q)]).unwrap();
-        let base = tok.decode(&tm.greedy(&prompt, 20, &stop, None).unwrap(), false);
-        let tuned = tok.decode(&tm.greedy(&prompt, 20, &stop, Some(&lora)).unwrap(), false);
+        let (base, tuned) = (greedy(&prompt, None), greedy(&prompt, Some(&bound)));
         eprintln!("{q}\n  base:  {base:?}\n  tuned: {tuned:?}");
         assert!(!base.contains(NAME) && !base.contains(AUTHOR), "{base}");
         // Each answer states the taught identity; the name itself at least once.

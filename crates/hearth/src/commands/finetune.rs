@@ -240,15 +240,13 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         .str_opt("general.name")?
         .map(str::to_string)
         .unwrap_or_else(|| args.model.model.clone());
-    let peft = export::write_peft(
-        &args.output,
+    let adapter = export::to_adapter(
         trainer.lora(),
         model.config(),
-        &base_name,
-        &record,
+        Some(base_name),
+        Some(record),
     )?;
-    let gguf = args.output.join(export::GGUF_ADAPTER);
-    export::write_gguf(&gguf, trainer.lora(), model.config(), &record)?;
+    let (peft, gguf) = export::write_adapters(&args.output, &adapter, model.config())?;
     let tps = if seconds > 0.0 {
         tokens as f64 / seconds
     } else {
