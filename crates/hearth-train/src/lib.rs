@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod encode;
 mod error;
+pub mod eval;
 pub mod export;
 mod frozen;
 pub mod lora;

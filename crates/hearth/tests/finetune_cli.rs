@@ -236,4 +236,37 @@ fn smollm2_learns_the_llamafactory_identity() {
         named += usize::from(tuned.contains(NAME));
     }
     assert!(named >= 1, "the name never came up");
+
+    // `hearth eval` with and without the adapter on the held-out questions.
+    let qa = dir.path().join("qa.jsonl");
+    let mut lines = String::new();
+    for q in VAL {
+        lines += &format!(
+            "{}\n",
+            serde_json::json!({"question": q, "answers": [NAME, AUTHOR]})
+        );
+    }
+    std::fs::write(&qa, lines).unwrap();
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args([
+                "eval",
+                "--model",
+                s(&model),
+                "--data",
+                s(&qa),
+                "--max-tokens",
+                "24",
+            ])
+            .args(["--json", "-t", "2"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let (base, tuned) = (eval(&[]), eval(&["--lora", s(&out)]));
+    eprintln!("eval base {base}\neval tuned {tuned}");
+    assert_eq!(base["accuracy"], 0.0);
+    assert!(tuned["accuracy"].as_f64().unwrap() >= 0.6, "{tuned}");
 }
