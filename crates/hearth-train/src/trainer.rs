@@ -102,6 +102,8 @@ pub struct Trainer<'m> {
     pub(crate) cfg: TrainConfig,
     pub(crate) data: Vec<Encoded>,
     pub(crate) progress: Progress,
+    /// The shuffled order of the epoch being read: `(epoch, indices)`.
+    order: Option<(u64, Vec<usize>)>,
 }
 
 impl<'m> Trainer<'m> {
@@ -154,6 +156,7 @@ impl<'m> Trainer<'m> {
             cfg,
             data,
             progress,
+            order: None,
         })
     }
 
@@ -178,11 +181,15 @@ impl<'m> Trainer<'m> {
     }
 
     /// Index of the `k`-th example consumed: epoch `k / n` visits a fresh shuffle.
-    fn example_at(&self, k: u64) -> usize {
+    fn example_at(&mut self, k: u64) -> usize {
         let n = self.data.len() as u64;
-        let mut order: Vec<usize> = (0..self.data.len()).collect();
-        Rng::new(self.cfg.seed, 0x5EED_0000 + k / n).shuffle(&mut order);
-        order[(k % n) as usize]
+        let epoch = k / n;
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let mut order: Vec<usize> = (0..self.data.len()).collect();
+            Rng::new(self.cfg.seed, 0x5EED_0000 + epoch).shuffle(&mut order);
+            self.order = Some((epoch, order));
+        }
+        self.order.as_ref().map_or(0, |(_, o)| o[(k % n) as usize])
     }
 
     /// One optimizer step: `grad_accum` micro-batches of `batch_size` examples.
@@ -192,8 +199,9 @@ impl<'m> Trainer<'m> {
         for _ in 0..self.cfg.grad_accum {
             let mut b = Packed::default();
             for _ in 0..self.cfg.batch_size {
-                let e = &self.data[self.example_at(self.progress.consumed)];
+                let i = self.example_at(self.progress.consumed);
                 self.progress.consumed += 1;
+                let e = &self.data[i];
                 b.push(&e.tokens, &e.mask);
             }
             micro.push(b);

@@ -138,3 +138,41 @@ fn loss_falls_and_resume_matches_an_uninterrupted_run() {
     let err = resume(&model, &dir, other, cfg(4), enc).unwrap_err();
     assert!(err.to_string().contains("lora_rank"), "{err}");
 }
+
+#[test]
+fn gradient_accumulation_equals_one_large_batch() {
+    let (_d, path) = common::tiny(&TinySpec::llama());
+    let (enc, _) = encoded(&path);
+    let model = TrainModel::load(&path, DType::F32).unwrap();
+    let no_dropout = LoraConfig {
+        dropout: 0.0,
+        ..lora()
+    };
+    let run = |batch_size, grad_accum| {
+        let c = TrainConfig {
+            batch_size,
+            grad_accum,
+            warmup: 0,
+            ..cfg(2)
+        };
+        let mut t = Trainer::new(&model, no_dropout.clone(), c, enc.clone()).unwrap();
+        let loss = t.step().unwrap().loss;
+        t.step().unwrap();
+        let v: Vec<f32> = t
+            .lora()
+            .named_vars()
+            .iter()
+            .flat_map(|(_, v)| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect();
+        (loss, v)
+    };
+    let (l1, big) = run(4, 1);
+    let (l2, accum) = run(2, 2);
+    assert!((l1 - l2).abs() < 1e-5, "{l1} vs {l2}");
+    let diff = big
+        .iter()
+        .zip(&accum)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-4, "parameters differ by {diff}");
+}
