@@ -67,6 +67,9 @@ fn smollm2_learns_a_made_up_identity() {
     let Some(path) = common::real("smollm2-135m") else {
         return;
     };
+    // As `hearth finetune` does: no spinning element-wise pool beside the matmul
+    // threads (the only test of this binary, so no other thread reads the variable).
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
     let model = TrainModel::load(&path, DType::F32).unwrap();
     let tok = Tokenizer::from_gguf(model.gguf()).unwrap();
     let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
