@@ -71,3 +71,45 @@ pub fn memory_read_bandwidth(repeats: usize) -> f64 {
 pub fn weight_bytes_per_token(model: &Transformer) -> u64 {
     model.weight_bytes_per_token()
 }
+
+/// One point of the context-length sweep: prefill time and the KV cache it left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContextPoint {
+    /// Prompt tokens.
+    pub tokens: usize,
+    /// Seconds to prefill them from an empty cache.
+    pub seconds: f64,
+    /// KV bytes held by the full-attention layers.
+    pub kv_global_bytes: usize,
+    /// KV bytes held by the sliding-window layers.
+    pub kv_window_bytes: usize,
+    /// KV bytes if every layer attended globally (what the window saves).
+    pub kv_all_global_bytes: usize,
+}
+
+/// Prefills `n` tokens and reports the time and the KV cache per layer kind.
+pub fn context_point(model: &Transformer, n: usize) -> Result<ContextPoint> {
+    let cfg = model.config();
+    let tokens = bench_tokens(n, cfg.vocab_size, 4);
+    let mut cache = model.new_cache();
+    let t = Instant::now();
+    model.forward(&tokens, &mut cache, &[n - 1])?;
+    let seconds = t.elapsed().as_secs_f64();
+    let per_layer = cache.bytes_per_layer();
+    let (mut global, mut window) = (0, 0);
+    for (bytes, spec) in per_layer.iter().zip(&cfg.layers) {
+        match spec.window {
+            Some(_) => window += bytes,
+            None => global += bytes,
+        }
+    }
+    // Full attention keeps every position: n positions of K and V at half precision.
+    let all_global = n * cfg.kv_dim() * 2 * 2 * cfg.n_layers();
+    Ok(ContextPoint {
+        tokens: n,
+        seconds,
+        kv_global_bytes: global,
+        kv_window_bytes: window,
+        kv_all_global_bytes: all_global,
+    })
+}

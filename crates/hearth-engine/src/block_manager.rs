@@ -23,10 +23,17 @@
 //! its own layer group. Two pools rather than holes in one table keep each pool's
 //! blocks uniform in bytes, which one pool for both groups could not.
 //!
+//! Both managers key their written full blocks with the same chained hashes. A windowed
+//! block released out of the window while keyed is not freed but becomes evictable,
+//! like a finished sequence's block, so a later sequence with the same prefix can take
+//! the window before its reuse point from the cache (see
+//! [`Scheduler`](crate::Scheduler)'s admission) while it is not evicted.
+//!
 //! Allocation takes free blocks first, then evicts the least recently used cached
 //! block that no sequence references. Bad ids give errors, never panics.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::prefix_cache::{BlockHash, PrefixCache, PrefixCacheStats};
 use crate::{BlockId, Error, Result, SeqId};
@@ -228,18 +235,25 @@ impl BlockManager {
     /// How many blocks from logical index `from` on are cached and verified, for a
     /// sequence whose full-block keys are `hashes` over `tokens`.
     pub fn cached_run(&self, hashes: &[BlockHash], tokens: &[u32], from: usize) -> usize {
-        let bs = self.block_size;
         (from..hashes.len())
-            .take_while(|&i| {
-                let parent = if i == 0 {
-                    BlockHash::ROOT
-                } else {
-                    hashes[i - 1]
-                };
-                let block_tokens = tokens.get(i * bs..(i + 1) * bs).unwrap_or(&[]);
-                self.cache.find(hashes[i], parent, block_tokens).is_some()
-            })
+            .take_while(|&i| self.holds(hashes, tokens, i))
             .count()
+    }
+
+    /// Whether the block of logical index `i` of a sequence whose full-block keys are
+    /// `hashes` over `tokens` is cached here (key, parent key and tokens all match).
+    pub fn holds(&self, hashes: &[BlockHash], tokens: &[u32], i: usize) -> bool {
+        let bs = self.block_size;
+        let parent = match i {
+            0 => Some(BlockHash::ROOT),
+            _ => hashes.get(i - 1).copied(),
+        };
+        match (hashes.get(i), parent, tokens.get(i * bs..(i + 1) * bs)) {
+            (Some(&h), Some(parent), Some(block_tokens)) => {
+                self.cache.find(h, parent, block_tokens).is_some()
+            }
+            _ => false,
+        }
     }
 
     /// Creates `seq`'s table from the cached blocks for logical indices `from..to`
@@ -290,25 +304,30 @@ impl BlockManager {
         Ok(())
     }
 
-    /// Keys `seq`'s full blocks whose positions all lie before `computed` (their KV is
-    /// written) in the prefix cache. `hashes` are the keys of the sequence's tokens
-    /// (see [`block_hashes`](crate::prefix_cache::block_hashes)). Returns how many
-    /// blocks were newly keyed; a no-op when the cache is off.
+    /// Keys `seq`'s full blocks of logical indices `blocks` in the prefix cache; the
+    /// caller vouches that their KV is written (every position of each lies before the
+    /// sequence's computed count). Blocks the table no longer holds (released out of
+    /// the window) or does not yet hold are skipped. `hashes` are the keys of the
+    /// sequence's tokens (see [`block_hashes`](crate::prefix_cache::block_hashes)).
+    /// Returns how many blocks were newly keyed; a no-op when the cache is off.
     pub fn register(
         &mut self,
         seq: SeqId,
         hashes: &[BlockHash],
         tokens: &[u32],
-        computed: usize,
+        blocks: Range<usize>,
     ) -> Result<usize> {
         let bs = self.block_size;
         let table = self
             .tables
             .get(&seq)
             .ok_or(Error::UnknownSequence { seq })?;
-        let full = (computed.min(table.tokens) / bs).min(hashes.len());
+        if !self.cache.enabled() {
+            return Ok(0);
+        }
+        let full = blocks.end.min(table.tokens / bs).min(hashes.len());
         let mut added = 0;
-        for i in table.first_block..full {
+        for i in blocks.start.max(table.first_block)..full {
             let (Some(&b), Some(block_tokens)) = (
                 table.blocks.get(i - table.first_block),
                 tokens.get(i * bs..(i + 1) * bs),
@@ -438,127 +457,4 @@ impl BlockManager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::prefix_cache::block_hashes;
-
-    const A: SeqId = SeqId(1);
-    const B: SeqId = SeqId(2);
-
-    #[test]
-    fn sizing_from_budgets() {
-        let m = BlockManager::with_token_budget(16, 1000, false).unwrap();
-        assert_eq!(m.n_blocks(), 62);
-        let m = BlockManager::with_byte_budget(16, 1024, 1 << 20, false).unwrap();
-        assert_eq!(m.n_blocks(), 64);
-        assert!(BlockManager::with_token_budget(16, 15, false).is_err());
-        assert!(BlockManager::with_byte_budget(16, 0, 1 << 20, false).is_err());
-        assert!(BlockManager::new(0, 4, false).is_err());
-    }
-
-    #[test]
-    fn allocate_grow_free() {
-        let mut m = BlockManager::new(4, 8, false).unwrap();
-        m.allocate_for(A, 5).unwrap();
-        assert_eq!(m.table(A).unwrap().blocks(), &[BlockId(0), BlockId(1)]);
-        m.allocate_for(A, 3).unwrap();
-        assert_eq!(
-            m.table(A).unwrap().blocks().len(),
-            2,
-            "fills the partial block first"
-        );
-        m.allocate_for(A, 1).unwrap();
-        assert_eq!(m.table(A).unwrap().blocks().len(), 3);
-        assert_eq!(m.table(A).unwrap().tokens(), 9);
-        assert_eq!(m.free_blocks(), 5);
-        assert!((m.usage() - 3.0 / 8.0).abs() < 1e-12);
-        assert!(m.can_allocate(20));
-        assert!(!m.can_allocate(21));
-        m.free(A).unwrap();
-        assert_eq!(m.free_blocks(), 8);
-        m.check_invariants().unwrap();
-    }
-
-    #[test]
-    fn exhaustion_is_an_error_and_changes_nothing() {
-        let mut m = BlockManager::new(4, 3, false).unwrap();
-        m.allocate_for(A, 8).unwrap();
-        let err = m.allocate_for(B, 8).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::OutOfBlocks {
-                    needed: 2,
-                    available: 1
-                }
-            ),
-            "{err}"
-        );
-        assert!(!m.contains(B));
-        assert_eq!(m.free_blocks(), 1);
-        assert_eq!(m.max_new_tokens(A), 4);
-        m.allocate_for(A, 4).unwrap();
-        assert_eq!(m.free_blocks(), 0);
-        m.check_invariants().unwrap();
-    }
-
-    #[test]
-    fn bad_ids_are_errors() {
-        let mut m = BlockManager::new(4, 3, false).unwrap();
-        assert!(matches!(m.free(A), Err(Error::UnknownSequence { seq: A })));
-        assert!(m.table(A).is_err());
-        assert!(m.release_before(A, 8).is_err());
-        assert!(m.register(A, &[], &[], 0).is_err());
-        assert_eq!(m.ref_count(BlockId(99)), None);
-    }
-
-    #[test]
-    fn shared_blocks_are_ref_counted_and_cached() {
-        let mut m = BlockManager::new(4, 6, true).unwrap();
-        let toks: Vec<u32> = (0..10).collect();
-        let h = block_hashes(&toks, 4, 7);
-        m.allocate_for(A, 10).unwrap();
-        assert_eq!(m.register(A, &h, &toks, 9).unwrap(), 2);
-        assert_eq!(m.cached_run(&h, &toks, 0), 2);
-        m.attach_cached(B, &h, &toks, 0, 2).unwrap();
-        let shared = m.table(B).unwrap().blocks().to_vec();
-        assert_eq!(shared, m.table(A).unwrap().blocks()[..2]);
-        assert_eq!(m.ref_count(shared[0]), Some(2));
-        m.allocate_for(B, 3).unwrap();
-        assert_eq!(m.table(B).unwrap().blocks().len(), 3);
-        m.free(A).unwrap();
-        assert_eq!(m.ref_count(shared[0]), Some(1));
-        m.free(B).unwrap();
-        // Both shared blocks are now cached but evictable; everything is allocatable.
-        assert_eq!(m.free_blocks(), 6);
-        assert_eq!(m.prefix_stats().evictable_blocks, 2);
-        // Tail first on the LRU list: block 1 is evicted before block 0.
-        assert_eq!(m.prefix_cache().lru_order(), vec![shared[1], shared[0]]);
-        m.allocate_for(A, 24).unwrap();
-        assert_eq!(m.prefix_stats().evictions, 2);
-        assert_eq!(m.cached_run(&h, &toks, 0), 0);
-        m.check_invariants().unwrap();
-    }
-
-    #[test]
-    fn release_before_keeps_a_window() {
-        let (bs, window) = (16usize, 100usize);
-        let mut m = BlockManager::new(bs, 64, false).unwrap();
-        let bound = window.div_ceil(bs) + 1;
-        for pos in 0..4000usize {
-            m.allocate_for(A, 1).unwrap();
-            m.release_before(A, (pos + 2).saturating_sub(window))
-                .unwrap();
-            let t = m.table(A).unwrap();
-            assert!(
-                t.blocks().len() <= bound,
-                "{} blocks at {pos}",
-                t.blocks().len()
-            );
-            assert_eq!(t.tokens(), pos + 1);
-        }
-        assert_eq!(m.table(A).unwrap().first_block(), (4001 - window) / bs);
-        m.free(A).unwrap();
-        assert_eq!(m.free_blocks(), 64);
-    }
-}
+mod tests;

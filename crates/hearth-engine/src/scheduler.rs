@@ -9,6 +9,12 @@
 //! Decode tokens come first, so a long prompt never stalls running streams; it is cut
 //! into chunks that fill whatever budget the decodes leave.
 //!
+//! **Prefix cache.** After every step a sequence's newly written full blocks are keyed
+//! in both pools, so sequences admitted later, even while it still runs, can share
+//! them. On sliding-window models a hit of `h` blocks needs the global blocks `0..h`
+//! but only the windowed blocks that the first recomputed token attends to; windowed
+//! blocks released out of a window stay cached (evictable) for that.
+//!
 //! **Preemption.** When a running sequence needs a block and none is left, the youngest
 //! running sequence (largest [`SeqId`]) is preempted: its computed full blocks are keyed
 //! in the prefix cache, all its blocks are freed, and it goes back to the front of the
@@ -30,6 +36,7 @@ use crate::prefix_cache::{hash_block, BlockHash};
 use crate::{BlockManager, Error, FinishReason, Result, SeqId};
 
 mod plan;
+mod prefix;
 pub use plan::{SchedulerStats, StepEntry, StepOutcome, StepPlan};
 
 /// Limits of the scheduler.
@@ -78,6 +85,8 @@ struct Sequence {
     computed: usize,
     /// Keys of the full blocks of `tokens`.
     hashes: Vec<BlockHash>,
+    /// Leading full blocks already offered to the prefix cache (they are written).
+    keyed: usize,
 }
 
 impl Sequence {
@@ -204,6 +213,7 @@ impl Scheduler {
             salt: cache_salt,
             computed: 0,
             hashes: Vec::new(),
+            keyed: 0,
         };
         seq.update_hashes(self.kv.block_size());
         self.seqs.insert(id, seq);
@@ -308,26 +318,13 @@ impl Scheduler {
         planned: &mut Vec<(SeqId, Range<usize>)>,
     ) -> Result<bool> {
         let bs = self.kv.block_size();
+        let hit = self.prefix_hit(id)?;
         let seq = self.seq(id)?;
-        // At least one token is always computed, to get logits.
-        let limit = (seq.tokens.len() - 1) / bs;
-        let hashes = &seq.hashes[..limit.min(seq.hashes.len())];
-        let mut hit = self.kv.cached_run(hashes, &seq.tokens, 0);
-        if let (Some(w), Some(window)) = (&self.window_kv, self.config.window) {
-            // The windowed layers must hold the window before the hit's end too.
-            while hit > 0 {
-                let lo = (hit * bs + 1).saturating_sub(window) / bs;
-                if w.cached_run(hashes, &seq.tokens, lo) >= hit - lo {
-                    break;
-                }
-                hit -= 1;
-            }
-        }
         let (hashes, tokens) = (seq.hashes.clone(), seq.tokens.clone());
         if hit > 0 {
             self.kv.attach_cached(id, &hashes, &tokens, 0, hit)?;
-            if let (Some(w), Some(window)) = (&mut self.window_kv, self.config.window) {
-                let lo = (hit * bs + 1).saturating_sub(window) / bs;
+            if let Some(w) = &mut self.window_kv {
+                let lo = prefix::window_start(hit * bs, self.config.window, bs);
                 w.attach_cached(id, &hashes, &tokens, lo, hit)?;
             }
         }
@@ -345,6 +342,7 @@ impl Scheduler {
         self.running.insert(pos, id);
         if let Some(seq) = self.seqs.get_mut(&id) {
             seq.computed = hit * bs;
+            seq.keyed = hit;
         }
         *budget -= chunk;
         self.plan(id, chunk, planned)?;
@@ -353,9 +351,10 @@ impl Scheduler {
 
     /// Records a step's results: `(seq, sampled token)` for every entry that needed
     /// logits (`None` for the others may be passed or left out). Marks the planned
-    /// tokens computed, appends the sampled tokens, frees blocks that fell out of the
-    /// window, and finishes sequences at a stop token, `max_new_tokens` or the context.
-    /// Results for sequences cancelled since the plan are ignored.
+    /// tokens computed, keys their full blocks in the prefix cache, appends the sampled
+    /// tokens, releases windowed blocks that fell out of the window, and finishes
+    /// sequences at a stop token, `max_new_tokens` or the context. Results for
+    /// sequences cancelled since the plan are ignored.
     pub fn on_step_done(&mut self, results: &[(SeqId, Option<u32>)]) -> Result<StepOutcome> {
         let sampled: HashMap<SeqId, u32> =
             results.iter().filter_map(|&(s, t)| Some((s, t?))).collect();
@@ -373,10 +372,15 @@ impl Scheduler {
                 continue;
             };
             seq.computed = end;
+            // Key first: windowed blocks released below then stay cached.
+            self.key_computed(id)?;
             if let (Some(w), Some(window)) = (&mut self.window_kv, self.config.window) {
                 w.release_before(id, (end + 1).saturating_sub(window))?;
             }
             let Some(&token) = sampled.get(&id) else {
+                continue;
+            };
+            let Some(seq) = self.seqs.get_mut(&id) else {
                 continue;
             };
             seq.tokens.push(token);
@@ -468,6 +472,7 @@ impl Scheduler {
             kv_usage: self.kv.usage(),
             window_kv_usage: self.window_kv.as_ref().map(BlockManager::usage),
             prefix_cache: self.kv.prefix_stats(),
+            window_prefix_cache: self.window_kv.as_ref().map(BlockManager::prefix_stats),
             ..self.stats.clone()
         }
     }
@@ -508,13 +513,9 @@ impl Scheduler {
 
     /// Keys the computed full blocks of `id` and frees its blocks in both pools.
     fn free_blocks_of(&mut self, id: SeqId) -> Result<()> {
-        let seq = self
-            .seqs
-            .get(&id)
-            .ok_or(Error::UnknownSequence { seq: id })?;
+        self.key_computed(id)?;
         for pool in std::iter::once(&mut self.kv).chain(self.window_kv.as_mut()) {
             if pool.contains(id) {
-                pool.register(id, &seq.hashes, &seq.tokens, seq.computed)?;
                 pool.free(id)?;
             }
         }
@@ -539,6 +540,7 @@ impl Scheduler {
             .get_mut(&id)
             .ok_or(Error::UnknownSequence { seq: id })?;
         seq.computed = 0;
+        seq.keyed = 0;
         self.queued_tokens += seq.tokens.len();
         self.waiting.push_front(id);
         self.stats.preemptions += 1;

@@ -76,43 +76,23 @@ pub(crate) fn quantize<V: Block>(x: &[f32], out: &mut [V]) {
 /// One 32-value Q8_0/Q8_1 block: writes the quants to `qs` and returns the f32 scale
 /// and the sum of the quants.
 fn q8_block(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
-    let max = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = max / 127.0;
-    let id = if max != 0.0 { 127.0 / max } else { 0.0 };
-    let mut sum = 0;
-    for (q, &v) in qs.iter_mut().zip(xs) {
-        let i = (v * id).round_ties_even() as i32;
-        sum += i;
-        *q = i.clamp(-128, 127) as i8 as u8;
-    }
-    (d, sum)
+    hearth_kernels::quant::quantize_q8_32(xs, qs)
 }
 
 /// One 256-value Q8_K block into its 292 bytes.
 fn q8k_block(xs: &[f32], b: &mut [u8]) {
-    let (mut amax, mut max) = (0f32, 0f32);
-    for &v in xs {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax == 0.0 {
-        b.fill(0);
-        return;
-    }
-    let iscale = -127.0 / max;
-    let mut q = [0i8; 256];
-    for (qi, &v) in q.iter_mut().zip(xs) {
-        *qi = ((iscale * v).round_ties_even() as i32).min(127) as i8;
-    }
-    b[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
-    for (dst, &qi) in b[4..260].iter_mut().zip(&q) {
+    let mut q = hearth_kernels::quant::BlockQ8K {
+        d: 0.0,
+        qs: [0; 256],
+        bsums: [0; 16],
+    };
+    hearth_kernels::quant::quantize_q8k_256(xs, &mut q);
+    b[..4].copy_from_slice(&q.d.to_le_bytes());
+    for (dst, &qi) in b[4..260].iter_mut().zip(&q.qs) {
         *dst = qi as u8;
     }
-    for (j, dst) in b[260..].chunks_exact_mut(2).enumerate() {
-        let s: i32 = q[j * 16..(j + 1) * 16].iter().map(|&v| v as i32).sum();
-        dst.copy_from_slice(&(s as i16).to_le_bytes());
+    for (dst, s) in b[260..].chunks_exact_mut(2).zip(q.bsums) {
+        dst.copy_from_slice(&s.to_le_bytes());
     }
 }
 

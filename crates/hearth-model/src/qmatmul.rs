@@ -162,36 +162,28 @@ impl QMatrix {
 
     /// `out[t][r] = Σ_c W[r][c] · x[t][c]` for `n = x.len() / cols` input rows.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        let n = x.len() / self.cols;
-        debug_assert_eq!(out.len(), n * self.rows);
+        matmul_many(&mut [(self, out)], x);
+    }
+
+    /// The tiled kernel for this matrix's type, when there is one and the bytes can be
+    /// viewed as its blocks.
+    fn fast_kernel(&self) -> Option<Fast> {
         let data = self.file.tensor_data(&self.info);
-        let (rows, cols) = (self.rows, self.cols);
-        let done = match self.info.dtype {
-            GgmlType::Q4_1 => matmul_quant::<BlockQ4_1, quant::BlockQ4_1, quant::BlockQ8_1>(
-                data,
-                rows,
-                cols,
-                x,
-                n,
-                out,
-                q8_1_bytes,
-                quant::vec_dot_q4_1_q8_1,
-            ),
-            GgmlType::Q5_0 => matmul_quant::<BlockQ5_0, quant::BlockQ5_0, quant::BlockQ8_0>(
-                data,
-                rows,
-                cols,
-                x,
-                n,
-                out,
-                q8_0_bytes,
-                quant::vec_dot_q5_0_q8_0,
-            ),
+        let fits = match self.info.dtype {
+            GgmlType::Q4_1 => quant::BlockQ4_1::cast_slice(data).is_ok(),
+            GgmlType::Q5_0 => quant::BlockQ5_0::cast_slice(data).is_ok(),
+            GgmlType::Q8_0 => quant::BlockQ8_0::cast_slice(data).is_ok(),
+            GgmlType::Q4_K => quant::BlockQ4K::cast_slice(data).is_ok(),
+            GgmlType::Q6_K => quant::BlockQ6K::cast_slice(data).is_ok(),
             _ => false,
         };
-        if !done {
-            dispatch!(self.info.dtype, matmul_typed, data, rows, cols, x, n, out)
-        }
+        fits.then_some(match self.info.dtype {
+            GgmlType::Q4_1 => Fast::Q4_1,
+            GgmlType::Q5_0 => Fast::Q5_0,
+            GgmlType::Q8_0 => Fast::Q8_0,
+            GgmlType::Q4_K => Fast::Q4K,
+            _ => Fast::Q6K,
+        })
     }
 
     /// Dequantizes row `r` into `out` (`cols` values): embedding lookups.
@@ -261,6 +253,17 @@ fn q8_0_bytes(q: &[BlockQ8_0]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
 }
 
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == std::mem::size_of::<quant::BlockQ8K>());
+const _: () = assert!(std::mem::size_of::<BlockQ4K>() == std::mem::size_of::<quant::BlockQ4K>());
+const _: () = assert!(std::mem::size_of::<BlockQ6K>() == std::mem::size_of::<quant::BlockQ6K>());
+
+/// The bytes of candle's Q8_K activation blocks.
+fn q8k_bytes(q: &[BlockQ8K]) -> &[u8] {
+    // SAFETY: `BlockQ8K` is `repr(C)` {f32, [i8; 256], [i16; 16]}, 292 bytes without
+    // padding, so every byte is initialised; `u8` needs no alignment.
+    unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
+}
+
 /// The bytes of candle's Q8_1 activation blocks.
 fn q8_1_bytes(q: &[BlockQ8_1]) -> &[u8] {
     // SAFETY: `BlockQ8_1` is `repr(C)` {f16, f16, [i8; 32]}, 36 bytes without padding,
@@ -268,53 +271,148 @@ fn q8_1_bytes(q: &[BlockQ8_1]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), std::mem::size_of_val(q)) }
 }
 
-/// [`matmul_typed`] with `hearth_kernels`' dot product `dot` of weight blocks `W`
-/// (candle's `T`) and activation blocks `A` (candle's `T::VecDotType`, quantized by
-/// candle and reinterpreted through `as_bytes`). Returns `false`, having written
-/// nothing, if the bytes cannot be viewed as blocks.
-#[allow(clippy::too_many_arguments)]
-fn matmul_quant<T: Block, W: QuantBlock, A: QuantBlock>(
-    data: &[u8],
-    rows: usize,
-    cols: usize,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-    as_bytes: fn(&[T::VecDotType]) -> &[u8],
-    dot: impl Fn(&[W], &[A]) -> f32 + Sync,
-) -> bool {
-    let Ok(w) = W::cast_slice(data) else {
-        return false;
-    };
-    let wpr = cols / T::BLCK_SIZE;
-    let xpr = cols / T::VecDotType::BLCK_SIZE;
-    let mut xq = vec![T::VecDotType::zeros(); n * xpr];
+/// The weight types with a tiled kernel in `hearth_kernels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fast {
+    Q4_1,
+    Q5_0,
+    Q8_0,
+    Q4K,
+    Q6K,
+}
+
+/// The input rows quantized once for every activation format the kernels need.
+#[derive(Default)]
+struct Activations {
+    q8_0: Vec<BlockQ8_0>,
+    q8_1: Vec<BlockQ8_1>,
+    q8k: Vec<BlockQ8K>,
+}
+
+fn quantize_rows<V: Block>(x: &[f32], n: usize, cols: usize) -> Vec<V> {
+    let per_row = cols / V::BLCK_SIZE;
+    let mut q = vec![V::zeros(); n * per_row];
     if n > 1 {
-        xq.par_chunks_mut(xpr)
+        q.par_chunks_mut(per_row)
             .zip(x.par_chunks(cols))
             .for_each(|(q, xr)| act_quant::quantize(xr, q));
     } else {
-        act_quant::quantize(x, &mut xq);
+        act_quant::quantize(x, &mut q);
     }
-    let Ok(xq) = A::cast_slice(as_bytes(&xq)) else {
-        return false;
-    };
-    if w.len() != rows * wpr || xq.len() != n * xpr {
-        return false;
+    q
+}
+
+impl Activations {
+    fn new(x: &[f32], n: usize, cols: usize, kinds: &[Fast]) -> Self {
+        let mut a = Self::default();
+        if kinds.iter().any(|k| matches!(k, Fast::Q5_0 | Fast::Q8_0)) {
+            a.q8_0 = quantize_rows(x, n, cols);
+        }
+        if kinds.contains(&Fast::Q4_1) {
+            a.q8_1 = quantize_rows(x, n, cols);
+        }
+        if kinds.iter().any(|k| matches!(k, Fast::Q4K | Fast::Q6K)) {
+            a.q8k = quantize_rows(x, n, cols);
+        }
+        a
     }
-    let step = rows_per_task(rows);
-    let ptr = OutPtr(out.as_mut_ptr());
-    (0..rows.div_ceil(step)).into_par_iter().for_each(|task| {
-        for r in task * step..((task + 1) * step).min(rows) {
-            let wr = &w[r * wpr..(r + 1) * wpr];
-            for t in 0..n {
-                let v = dot(wr, &xq[t * xpr..(t + 1) * xpr]);
-                // SAFETY: (t, r) pairs are disjoint across tasks and within bounds.
-                unsafe { ptr.write(t * rows + r, v) };
+}
+
+/// Rows `r0..r1` of `m` (of kind `kind`) against every activation row, each product
+/// handed to `write(r, t, v)` with `r` counted from `r0`.
+fn gemm_rows(
+    m: &QMatrix,
+    kind: Fast,
+    acts: &Activations,
+    r0: usize,
+    r1: usize,
+    write: &mut impl FnMut(usize, usize, f32),
+) {
+    fn rows_of<W: QuantBlock>(data: &[u8], per_row: usize, r0: usize, r1: usize) -> &[W] {
+        // `fast_kernel` checked the cast.
+        W::cast_slice(data).map_or(&[], |w| &w[r0 * per_row..r1 * per_row])
+    }
+    let data = m.file.tensor_data(&m.info);
+    match kind {
+        Fast::Q4_1 | Fast::Q5_0 | Fast::Q8_0 => {
+            let k = m.cols / quant::QK;
+            let a8_0 = quant::BlockQ8_0::cast_slice(q8_0_bytes(&acts.q8_0)).unwrap_or(&[]);
+            match kind {
+                Fast::Q4_1 => {
+                    let a = quant::BlockQ8_1::cast_slice(q8_1_bytes(&acts.q8_1)).unwrap_or(&[]);
+                    quant::gemm_q4_1_q8_1(rows_of(data, k, r0, r1), a, k, write)
+                }
+                Fast::Q5_0 => quant::gemm_q5_0_q8_0(rows_of(data, k, r0, r1), a8_0, k, write),
+                _ => quant::gemm_q8_0_q8_0(rows_of(data, k, r0, r1), a8_0, k, write),
             }
         }
+        Fast::Q4K | Fast::Q6K => {
+            let k = m.cols / quant::QK_K;
+            let a = quant::BlockQ8K::cast_slice(q8k_bytes(&acts.q8k)).unwrap_or(&[]);
+            if kind == Fast::Q4K {
+                quant::gemm_q4k_q8k(rows_of(data, k, r0, r1), a, k, write)
+            } else {
+                quant::gemm_q6k_q8k(rows_of(data, k, r0, r1), a, k, write)
+            }
+        }
+    }
+}
+
+/// Several matrices with the same input width applied to the same rows `x` in one
+/// parallel pass: the input is quantized once per activation format, and the rows of
+/// all matrices are split among the threads together (one synchronisation instead of
+/// one per matrix: q/k/v, gate/up). `jobs[i].1` receives `n × rows_i` values.
+///
+/// # Panics
+/// If the matrices differ in input width or an output has the wrong length.
+pub fn matmul_many(jobs: &mut [(&QMatrix, &mut [f32])], x: &[f32]) {
+    let Some(cols) = jobs.first().map(|(m, _)| m.cols) else {
+        return;
+    };
+    assert!(
+        jobs.iter().all(|(m, _)| m.cols == cols),
+        "matmul_many: widths differ"
+    );
+    let n = x.len() / cols;
+    for (m, out) in jobs.iter() {
+        assert_eq!(out.len(), n * m.rows, "matmul_many: output length");
+    }
+    let kinds: Vec<Option<Fast>> = jobs.iter().map(|(m, _)| m.fast_kernel()).collect();
+    for ((m, out), kind) in jobs.iter_mut().zip(&kinds) {
+        if kind.is_none() {
+            let data = m.file.tensor_data(&m.info);
+            dispatch!(m.info.dtype, matmul_typed, data, m.rows, m.cols, x, n, out);
+        }
+    }
+    let fast: Vec<Fast> = kinds.iter().flatten().copied().collect();
+    if fast.is_empty() {
+        return;
+    }
+    let acts = Activations::new(x, n, cols, &fast);
+    let mut tasks = Vec::new();
+    for (j, ((m, _), kind)) in jobs.iter().zip(&kinds).enumerate() {
+        if let Some(kind) = kind {
+            let step = rows_per_task(m.rows);
+            tasks.extend(
+                (0..m.rows)
+                    .step_by(step)
+                    .map(|r0| (j, *kind, r0, (r0 + step).min(m.rows))),
+            );
+        }
+    }
+    let ptrs: Vec<OutPtr> = jobs
+        .iter_mut()
+        .map(|(_, o)| OutPtr(o.as_mut_ptr()))
+        .collect();
+    let mats: Vec<&QMatrix> = jobs.iter().map(|(m, _)| *m).collect();
+    tasks.into_par_iter().for_each(|(j, kind, r0, r1)| {
+        let (m, ptr) = (mats[j], ptrs[j]);
+        gemm_rows(m, kind, &acts, r0, r1, &mut |r, t, v| {
+            // SAFETY: (t, r0 + r) pairs are disjoint across tasks and within `n × rows`
+            // of output `j`, which outlives the parallel loop.
+            unsafe { ptr.write(t * m.rows + r0 + r, v) };
+        });
     });
-    true
 }
 
 #[cfg(test)]
@@ -341,6 +439,46 @@ mod tests {
 
     fn as_blocks<B: QuantBlock>(bytes: &[u8]) -> &[B] {
         B::cast_slice(bytes).unwrap()
+    }
+
+    /// The tiled K-quant products equal candle's own vec_dot bit for bit.
+    #[test]
+    fn k_quant_kernels_equal_candle() {
+        let cols = 512;
+        let w = values(3 * cols, 1);
+        let x = values(5 * cols, 2);
+        let mut xq = vec![BlockQ8K::zeros(); 5 * cols / 256];
+        act_quant::quantize(&x, &mut xq);
+        let xa = quant::BlockQ8K::cast_slice(q8k_bytes(&xq)).unwrap();
+        fn check<T: Block<VecDotType = BlockQ8K>, W: QuantBlock>(
+            w: &[f32],
+            xq: &[BlockQ8K],
+            xa: &[quant::BlockQ8K],
+            cols: usize,
+            gemm: impl Fn(&[W], &[quant::BlockQ8K], usize, &mut dyn FnMut(usize, usize, f32)),
+        ) {
+            let k = cols / 256;
+            let mut wq = vec![T::zeros(); w.len() / 256];
+            T::from_float(w, &mut wq);
+            // SAFETY: candle's K-quant blocks are repr(C) without padding.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(wq.as_ptr().cast::<u8>(), std::mem::size_of_val(&wq[..]))
+            };
+            let ww = W::cast_slice(bytes).unwrap();
+            let mut n = 0;
+            gemm(ww, xa, k, &mut |r, t, v| {
+                let want = T::vec_dot(cols, &wq[r * k..(r + 1) * k], &xq[t * k..(t + 1) * k]);
+                assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}): {v} vs {want}");
+                n += 1;
+            });
+            assert_eq!(n, 15);
+        }
+        check::<BlockQ4K, quant::BlockQ4K>(&w, &xq, xa, cols, |w, a, k, out| {
+            quant::gemm_q4k_q8k(w, a, k, &mut |r, t, v| out(r, t, v))
+        });
+        check::<BlockQ6K, quant::BlockQ6K>(&w, &xq, xa, cols, |w, a, k, out| {
+            quant::gemm_q6k_q8k(w, a, k, &mut |r, t, v| out(r, t, v))
+        });
     }
 
     /// Our kernels read candle's blocks with the same meaning as candle's own vec_dot.

@@ -316,8 +316,7 @@ impl Transformer {
         norm_rows(x, &blk.ffn_norm, cfg.rms_eps, h);
         let mut g = vec![0.0; n * cfg.ffn_dim];
         let mut u = vec![0.0; n * cfg.ffn_dim];
-        blk.gate.matmul(h, &mut g);
-        blk.up.matmul(h, &mut u);
+        crate::qmatmul::matmul_many(&mut [(&blk.gate, &mut g[..]), (&blk.up, &mut u[..])], h);
         lora.add(|m| m.proj(l, Proj::Gate), h, &mut g);
         lora.add(|m| m.proj(l, Proj::Up), h, &mut u);
         match cfg.activation {
@@ -364,9 +363,14 @@ impl Transformer {
         let mut q = vec![0.0; n * qd];
         let mut kk = vec![0.0; n * kvd];
         let mut v = vec![0.0; n * kvd];
-        blk.wq.matmul(h, &mut q);
-        blk.wk.matmul(h, &mut kk);
-        blk.wv.matmul(h, &mut v);
+        crate::qmatmul::matmul_many(
+            &mut [
+                (&blk.wq, &mut q[..]),
+                (&blk.wk, &mut kk[..]),
+                (&blk.wv, &mut v[..]),
+            ],
+            h,
+        );
         lora.add(|m| m.proj(l, Proj::Q), h, &mut q);
         lora.add(|m| m.proj(l, Proj::K), h, &mut kk);
         lora.add(|m| m.proj(l, Proj::V), h, &mut v);

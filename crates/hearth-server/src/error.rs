@@ -131,6 +131,8 @@ impl ApiError {
             E::InvalidParam { field, .. } => Self::invalid(e.to_string(), Some(field)),
             E::EmptyStopString { .. } => Self::invalid(e.to_string(), Some("stop")),
             E::InvalidArgument(m) => Self::invalid(m, None),
+            E::UnknownAdapter { name } => Self::model_not_found(&name),
+            E::AdapterExists { .. } => Self::invalid(e.to_string(), Some("lora_name")),
             other => Self::internal(other.to_string()),
         }
     }

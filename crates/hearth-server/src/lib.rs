@@ -49,7 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(chat::create))
         .route("/completions", post(completions::create))
         .route("/models", get(simple::models))
-        .route("/moderations", post(moderations::create));
+        .route("/moderations", post(moderations::create))
+        .route("/load_lora_adapter", post(lora::load))
+        .route("/unload_lora_adapter", post(lora::unload));
     Router::new()
         .nest("/v1", api)
         .route("/chat/completions", post(chat::create))

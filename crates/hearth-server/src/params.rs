@@ -113,6 +113,36 @@ pub fn require_model(model: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// The adapter a request's `model` names: `None` for the base model. A name is the
+/// served name, an adapter's name, or `<served name>:<adapter>`. Without adapters
+/// any name means the base model (llama-server's leniency); once adapters are
+/// served, an unknown name is a 404 rather than a silent fall back to the base.
+pub fn resolve_model(
+    m: &crate::ServedModel,
+    model: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    require_model(model)?;
+    let name = model.unwrap_or_default().trim();
+    if name == m.name {
+        return Ok(None);
+    }
+    let adapters = m.engine.adapter_names();
+    if let Some((base, a)) = name.split_once(':') {
+        if base == m.name && adapters.iter().any(|x| x == a) {
+            return Ok(Some(a.to_string()));
+        }
+        return Err(ApiError::model_not_found(name));
+    }
+    if adapters.iter().any(|x| x == name) {
+        return Ok(Some(name.to_string()));
+    }
+    if adapters.is_empty() {
+        Ok(None)
+    } else {
+        Err(ApiError::model_not_found(name))
+    }
+}
+
 /// Resolves `n` (1..=16).
 pub fn choices(n: Option<i64>) -> Result<usize, ApiError> {
     match n.unwrap_or(1) {

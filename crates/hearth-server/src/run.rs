@@ -87,6 +87,7 @@ pub async fn submit(
     params: &GenerateParams,
     n: usize,
     prompt_param: &'static str,
+    adapter: Option<&str>,
 ) -> Result<Vec<EventStream>, ApiError> {
     let mut requests = Vec::with_capacity(prompts.len() * n);
     for p in prompts {
@@ -102,7 +103,7 @@ pub async fn submit(
                 prompt_ids: p.clone(),
                 params,
                 cache_salt: 0,
-                adapter: None,
+                adapter: adapter.map(str::to_string),
             });
         }
     }
@@ -133,7 +134,7 @@ pub async fn complete_one(
 ) -> Result<(Collected, UsageGuard), ApiError> {
     let policy = caller.policy.output;
     let prompt_len = prompt.len();
-    let streams = submit(model, &[prompt], params, 1, "prompt").await?;
+    let streams = submit(model, &[prompt], params, 1, "prompt", None).await?;
     let usage = UsageGuard::new(Arc::clone(state), caller, id.to_string(), prompt_len);
     let mut done = collect_all(streams, 1, &usage).await?;
     filter_collected(state, policy, id, &mut done);

@@ -43,6 +43,8 @@ enum Command {
     Quantize(commands::quantize::QuantizeArgs),
     /// Convert GGUF to a Hugging Face style directory (safetensors) and back.
     Convert(commands::convert::ConvertArgs),
+    /// Fold a LoRA adapter (PEFT directory or GGUF LoRA) into a GGUF base model.
+    Merge(commands::merge::MergeArgs),
     /// Compare a converted model with its source: size, perplexity, top-1 agreement.
     Compare(commands::compare::CompareArgs),
     /// Fine-tune a LoRA adapter on chat/instruction data (PEFT and GGUF LoRA output).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Convert(a) => commands::convert::run(a),
+        Command::Merge(a) => commands::merge::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Redteam(a) => commands::redteam::run(a),
     };

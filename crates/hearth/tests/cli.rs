@@ -230,3 +230,55 @@ fn pull_prints_the_cached_path_last() {
     );
     assert!(last.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
 }
+
+#[test]
+fn context_sweep_shows_the_window_capping_kv_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("gemma.gguf");
+    TinySpec::gemma3().write(&model).unwrap();
+    let plot = dir.path().join("ctx.svg");
+    let m = model.to_str().unwrap();
+    let out = hearth(&[
+        "bench",
+        "-m",
+        m,
+        "-t",
+        "1",
+        "--context",
+        "8,16,64",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let rows = v["context"].as_array().unwrap();
+    let col = |k: &str| {
+        rows.iter()
+            .map(|r| r[k].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (global, window, all) = (
+        col("kv_global_bytes"),
+        col("kv_window_bytes"),
+        col("kv_all_global_bytes"),
+    );
+    // Full-attention layers grow with the prompt; windowed ones stop at the window (16).
+    assert!(global[0] < global[1] && global[1] < global[2], "{global:?}");
+    assert!(
+        window[0] < window[1] && window[1] == window[2],
+        "{window:?}"
+    );
+    assert!(global[2] + window[2] < all[2], "{v}");
+    assert!(std::fs::read_to_string(&plot)
+        .unwrap()
+        .contains("<polyline"));
+    // Past the model's context is a clear error.
+    let out = hearth(&["bench", "-m", m, "--context", "100000"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("between 1 and the model's context"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -317,6 +317,16 @@ impl Engine {
         Ok(bound)
     }
 
+    /// Reads the adapter at `path` (PEFT directory or GGUF LoRA file) for this
+    /// engine's model and loads it under `name`.
+    pub fn load_adapter_from(&self, name: &str, path: &std::path::Path) -> Result<Arc<ModelLora>> {
+        if self.adapter(name).is_some() {
+            return Err(Error::AdapterExists { name: name.into() });
+        }
+        let adapter = LoraAdapter::open(path, self.model.config())?;
+        self.load_adapter(name, &adapter)
+    }
+
     /// Unloads adapter `name`: new requests can no longer name it; sequences running
     /// with it finish with it (they hold it until then).
     pub fn unload_adapter(&self, name: &str) -> Result<()> {

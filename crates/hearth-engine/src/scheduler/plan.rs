@@ -62,8 +62,10 @@ pub struct SchedulerStats {
     pub kv_usage: f64,
     /// Fraction of the windowed KV pool in use, when there is one.
     pub window_kv_usage: Option<f64>,
-    /// Prefix-cache counters of the global pool.
+    /// Prefix-cache counters of the global pool (hits are counted here).
     pub prefix_cache: PrefixCacheStats,
+    /// Prefix-cache gauges and evictions of the windowed pool, when there is one.
+    pub window_prefix_cache: Option<PrefixCacheStats>,
     /// Preemptions since start.
     pub preemptions: u64,
     /// Prompt tokens accepted since start.

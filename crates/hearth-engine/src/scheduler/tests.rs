@@ -74,6 +74,18 @@ impl FakeModel {
                 }
             }
         }
+        // Every planned token reads its window back from the windowed blocks.
+        for e in &plan.entries {
+            if let (Some(w), Some(window)) = (&e.window_table, self.window) {
+                for p in e.tokens.clone() {
+                    for q in (p + 1).saturating_sub(window)..=p {
+                        let want = Some(s.tokens(e.seq).unwrap()[q]);
+                        let got = self.wkv[self.slot(w.blocks(), w.first_block(), q)];
+                        assert_eq!(got, want, "windowed KV of {} at {q} for {p}", e.seq);
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
         for e in &plan.entries {
             if !e.needs_logits {
@@ -84,13 +96,6 @@ impl FakeModel {
             let ctx: Vec<u32> = (0..end)
                 .map(|p| self.kv[self.slot(&e.block_table, 0, p)].unwrap())
                 .collect();
-            if let (Some(w), Some(window)) = (&e.window_table, self.window) {
-                let lo = (end + 1).saturating_sub(window);
-                for (p, &want) in ctx.iter().enumerate().skip(lo) {
-                    let got = self.wkv[self.slot(w.blocks(), w.first_block(), p)];
-                    assert_eq!(got, Some(want), "windowed KV of {} at {p}", e.seq);
-                }
-            }
             out.push((e.seq, Some(next_token(&ctx))));
         }
         out
@@ -456,92 +461,6 @@ fn prefix_cache_reuses_shared_prefix_and_respects_salt() {
 }
 
 #[test]
-fn cancellation_returns_every_block() {
-    let mut rng = Rng::seeded(5);
-    let cfg = SchedulerConfig {
-        window: Some(40),
-        ..config(32)
-    };
-    let mut s = Scheduler::new(
-        cfg,
-        BlockManager::new(16, 40, true).unwrap(),
-        Some(BlockManager::new(16, 12, true).unwrap()),
-    )
-    .unwrap();
-    let start = (
-        s.kv().free_blocks(),
-        s.window_kv().map(BlockManager::free_blocks),
-    );
-    let mut model = FakeModel::new(&s);
-    let ids: Vec<SeqId> = (0..5)
-        .map(|_| s.add(req(prompt(&mut rng, 50), 30)).unwrap())
-        .collect();
-    for _ in 0..6 {
-        let plan = s.schedule().unwrap();
-        let r = model.step(&s, &plan);
-        s.on_step_done(&r).unwrap();
-    }
-    assert!(s.kv().free_blocks() < start.0);
-    for id in ids {
-        s.cancel(id).unwrap();
-        s.check_invariants().unwrap();
-    }
-    assert!(matches!(
-        s.cancel(SeqId(0)),
-        Err(Error::UnknownSequence { .. })
-    ));
-    assert_eq!(
-        (
-            s.kv().free_blocks(),
-            s.window_kv().map(BlockManager::free_blocks)
-        ),
-        start
-    );
-    assert!(s.is_idle());
-}
-
-#[test]
-fn sliding_window_keeps_only_the_windows_blocks() {
-    let (bs, window) = (16usize, 256usize);
-    let cfg = SchedulerConfig {
-        window: Some(window),
-        step_token_budget: 128,
-        ..config(128)
-    };
-    let mut s = Scheduler::new(
-        cfg,
-        BlockManager::new(bs, 300, true).unwrap(),
-        Some(BlockManager::new(bs, 64, true).unwrap()),
-    )
-    .unwrap();
-    let mut rng = Rng::seeded(6);
-    let r = Request {
-        stop_token_ids: vec![],
-        ..req(prompt(&mut rng, 3000), 1000)
-    };
-    let id = s.add(r.clone()).unwrap();
-    let mut model = FakeModel::new(&s);
-    let bound = window.div_ceil(bs) + 1;
-    let mut out = Vec::new();
-    while s.contains(id) {
-        let plan = s.schedule().unwrap();
-        let res = model.step(&s, &plan);
-        out.extend(res.iter().filter_map(|x| x.1));
-        s.on_step_done(&res).unwrap();
-        if s.contains(id) {
-            let held = s.window_kv().unwrap().table(id).unwrap().blocks().len();
-            assert!(held <= bound, "{held} windowed blocks > {bound}");
-            assert_eq!(
-                s.kv().table(id).unwrap().blocks().len(),
-                s.seqs[&id].computed.div_ceil(bs)
-            );
-        }
-    }
-    assert_eq!(out, solo(&r));
-    assert_eq!(s.seqs.len(), 0);
-}
-
-#[test]
 fn randomized_stress_keeps_invariants() {
     let mut rng = Rng::seeded(7);
     for round in 0..6usize {
@@ -648,3 +567,5 @@ fn bad_configs_are_refused() {
     let enough = BlockManager::new(16, 7, false).unwrap();
     assert!(Scheduler::new(cfg, kv(), Some(enough)).is_ok());
 }
+
+mod window;

@@ -23,7 +23,7 @@ pub fn available() -> bool {
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(super) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -33,7 +33,7 @@ fn hsum(v: __m256) -> f32 {
 /// The 16 packed bytes as 32 values in `[0, 15]`: low nibbles first, then high.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn nibbles(qs: &[u8; 16]) -> __m256i {
+pub(super) fn nibbles(qs: &[u8; 16]) -> __m256i {
     // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
     let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
     let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
@@ -43,7 +43,7 @@ fn nibbles(qs: &[u8; 16]) -> __m256i {
 /// Byte `i` is `0xFF` where bit `i` of the little-endian `bits` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
+pub(super) fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
     // Spread byte k of the word over bytes 8k..8k+8, then test bit (i mod 8) of each
     // byte by setting every other bit and comparing with all-ones.
     let spread = _mm256_shuffle_epi8(
@@ -62,7 +62,7 @@ fn bytes_from_bits(bits: [u8; 4]) -> __m256i {
 /// The 32 signed bytes of an activation block.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load_q8(qs: &[i8; 32]) -> __m256i {
+pub(super) fn load_q8(qs: &[i8; 32]) -> __m256i {
     // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
     unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
 }
@@ -148,4 +148,100 @@ pub unsafe fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), block_q5_0(bx, by), acc);
     }
     hsum(acc)
+}
+
+/// AVX2 [`super::quantize_q8_32`]: ggml's `quantize_row_q8_0` for one block.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `xs` and `qs` hold 32
+/// values each.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8_32(xs: &[f32], qs: &mut [u8]) -> (f32, i32) {
+    let p = xs.as_ptr();
+    let v = [
+        _mm256_loadu_ps(p),
+        _mm256_loadu_ps(p.add(8)),
+        _mm256_loadu_ps(p.add(16)),
+        _mm256_loadu_ps(p.add(24)),
+    ];
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_andnot_ps(sign, v[0]);
+    for x in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *x));
+    }
+    let h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    let max = _mm_cvtss_f32(h);
+    let d = max / 127.0;
+    let id = _mm256_set1_ps(if max != 0.0 { 127.0 / max } else { 0.0 });
+    let q = v.map(|x| {
+        _mm256_cvtps_epi32(_mm256_round_ps(
+            _mm256_mul_ps(x, id),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        ))
+    });
+    let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let s = _mm_add_epi32(
+        _mm256_extracti128_si256(sum, 1),
+        _mm256_castsi256_si128(sum),
+    );
+    let s = _mm_hadd_epi32(s, s);
+    let s = _mm_hadd_epi32(s, s);
+    // Pack to i16 then i8 (saturating), and undo the lane interleaving of the packs.
+    let w = _mm256_packs_epi32(q[0], q[1]);
+    let w2 = _mm256_packs_epi32(q[2], q[3]);
+    let b = _mm256_packs_epi16(w, w2);
+    let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(qs.as_mut_ptr().cast(), b);
+    (d, _mm_cvtsi128_si32(s))
+}
+
+/// AVX2 [`super::quantize_q8k_256`].
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C ([`available`]); `xs` holds 256 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8k_256(xs: &[f32], out: &mut super::BlockQ8K) {
+    let p = xs.as_ptr();
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for i in 0..32 {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))));
+    }
+    let h = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    if amax == 0.0 {
+        out.d = 0.0;
+        out.qs = [0; 256];
+        out.bsums = [0; 16];
+        return;
+    }
+    // The first value of that magnitude gives the sign, as the scalar scan does.
+    let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+    let iscale = -127.0 / max;
+    let scale = _mm256_set1_ps(iscale);
+    let cap = _mm256_set1_epi32(127);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for g in 0..8 {
+        let q: [__m256i; 4] = std::array::from_fn(|i| {
+            let v = _mm256_mul_ps(scale, _mm256_loadu_ps(p.add(32 * g + 8 * i)));
+            let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_min_epi32(_mm256_cvtps_epi32(r), cap)
+        });
+        // Sums of each 16 quants: lanes of q[0] + q[1] and of q[2] + q[3].
+        for (half, pair) in [(0, (q[0], q[1])), (1, (q[2], q[3]))] {
+            let s = _mm256_add_epi32(pair.0, pair.1);
+            let s = _mm_add_epi32(_mm256_extracti128_si256(s, 1), _mm256_castsi256_si128(s));
+            let s = _mm_hadd_epi32(s, s);
+            let s = _mm_hadd_epi32(s, s);
+            out.bsums[2 * g + half] = _mm_cvtsi128_si32(s) as i16;
+        }
+        let w = _mm256_packs_epi32(q[0], q[1]);
+        let w2 = _mm256_packs_epi32(q[2], q[3]);
+        let b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w, w2), perm);
+        _mm256_storeu_si256(out.qs.as_mut_ptr().add(32 * g).cast(), b);
+    }
+    out.d = 1.0 / iscale;
 }

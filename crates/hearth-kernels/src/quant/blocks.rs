@@ -98,12 +98,65 @@ impl std::fmt::Display for CastError {
 
 impl std::error::Error for CastError {}
 
+/// Values per super-block of the K-quant formats (ggml's `QK_K`).
+pub const QK_K: usize = 256;
+
+/// 256 weights in eight sub-blocks of 32, 4 bits each, with 6-bit sub-block scales
+/// and minimums packed in `scales` (ggml's `block_q4_K`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4K {
+    /// Super-block scale of the sub-block scales.
+    pub d: f16,
+    /// Super-block scale of the sub-block minimums.
+    pub dmin: f16,
+    /// Packed 6-bit scales and minimums.
+    pub scales: [u8; 12],
+    /// Packed nibbles.
+    pub qs: [u8; QK_K / 2],
+}
+
+/// 256 weights in sixteen sub-blocks of 16, 6 bits each (low 4 in `ql`, high 2 in
+/// `qh`), with signed 8-bit sub-block scales (ggml's `block_q6_K`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ6K {
+    /// Low nibbles.
+    pub ql: [u8; QK_K / 2],
+    /// High bit pairs.
+    pub qh: [u8; QK_K / 4],
+    /// Sub-block scales.
+    pub scales: [i8; QK_K / 16],
+    /// Super-block scale.
+    pub d: f16,
+}
+
+/// 256 activations as signed bytes with an `f32` scale and the sums of each 16
+/// (ggml's `block_q8_K`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8K {
+    /// Scale.
+    pub d: f32,
+    /// Quants.
+    pub qs: [i8; QK_K],
+    /// Sums of each 16 quants.
+    pub bsums: [i16; QK_K / 16],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144);
+const _: () = assert!(std::mem::size_of::<BlockQ6K>() == 210);
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 292);
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::BlockQ4_1 {}
     impl Sealed for super::BlockQ5_0 {}
     impl Sealed for super::BlockQ8_0 {}
     impl Sealed for super::BlockQ8_1 {}
+    impl Sealed for super::BlockQ4K {}
+    impl Sealed for super::BlockQ6K {}
+    impl Sealed for super::BlockQ8K {}
 }
 
 /// A ggml block type: `repr(C)`, no padding, valid for every bit pattern.
@@ -146,3 +199,6 @@ impl QuantBlock for BlockQ4_1 {}
 impl QuantBlock for BlockQ5_0 {}
 impl QuantBlock for BlockQ8_0 {}
 impl QuantBlock for BlockQ8_1 {}
+impl QuantBlock for BlockQ4K {}
+impl QuantBlock for BlockQ6K {}
+impl QuantBlock for BlockQ8K {}

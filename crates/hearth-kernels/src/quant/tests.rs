@@ -252,3 +252,190 @@ fn cast_checks_length_and_alignment() {
 fn length_mismatch_panics() {
     vec_dot_q5_0_q8_0(&[BlockQ5_0::default()], &[]);
 }
+
+/// Runs `gemm` and checks every product against `dot`, bit for bit, for shapes that
+/// exercise every tile size and both row remainders.
+fn check_gemm<W: Copy, A: Copy>(
+    mut wb: impl FnMut(&mut Rng) -> W,
+    mut ab: impl FnMut(&mut Rng) -> A,
+    gemm: impl Fn(&[W], &[A], usize, &mut dyn FnMut(usize, usize, f32)),
+    dot: impl Fn(&[W], &[A]) -> f32,
+) {
+    let mut rng = Rng(7);
+    for (rows, n, k) in [(1, 1, 1), (2, 5, 3), (5, 7, 2), (3, 70, 4), (4, 4, 20)] {
+        let w: Vec<W> = (0..rows * k).map(|_| wb(&mut rng)).collect();
+        let a: Vec<A> = (0..n * k).map(|_| ab(&mut rng)).collect();
+        let mut seen = vec![0u32; rows * n];
+        gemm(&w, &a, k, &mut |r, t, v| {
+            seen[r * n + t] += 1;
+            let want = dot(&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}) of {rows}x{n}x{k}");
+        });
+        assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
+    }
+}
+
+#[test]
+fn gemm_matches_dot_products_bit_for_bit() {
+    check_gemm(
+        |r| q4_1(r, Fill::Random),
+        |r| q8_1(r, Fill::Random),
+        |w, a, k, out| gemm_q4_1_q8_1(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q4_1_q8_1,
+    );
+    check_gemm(
+        |r| q5_0(r, Fill::Random, Fill::Random),
+        |r| q8_0(r, Fill::Random),
+        |w, a, k, out| gemm_q5_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q5_0_q8_0,
+    );
+    check_gemm(
+        |r| q8_0(r, Fill::Random),
+        |r| q8_0(r, Fill::Random),
+        |w, a, k, out| gemm_q8_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q8_0_q8_0,
+    );
+}
+
+#[test]
+fn q8_0_simd_matches_scalar() {
+    let mut rng = Rng(3);
+    for fill in [Fill::Random, Fill::Min, Fill::Max] {
+        // Q8_0 values are in [-127, 127] (ggml's quantizer: d = amax / 127); the
+        // sign trick, as ggml's and candle's, relies on it.
+        let mut block = |fill| {
+            let mut b = q8_0(&mut rng, fill);
+            b.qs.iter_mut().for_each(|q| *q = (*q).max(-127));
+            b
+        };
+        let w: Vec<BlockQ8_0> = (0..40).map(|_| block(fill)).collect();
+        let a: Vec<BlockQ8_0> = (0..40).map(|_| block(Fill::Random)).collect();
+        let (got, want) = (vec_dot_q8_0_q8_0(&w, &a), scalar::vec_dot_q8_0_q8_0(&w, &a));
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{got} {want}"
+        );
+    }
+}
+
+#[test]
+fn activation_quantization_simd_matches_scalar() {
+    let mut rng = Rng(11);
+    for case in 0..200 {
+        let mut xs: Vec<f32> = (0..32).map(|_| rng.unit() * 3.0).collect();
+        if case % 5 == 0 {
+            // Exact ties: max 127 makes the multiplier 1.
+            xs[0] = 127.0;
+            xs[1] = 2.5;
+            xs[2] = -0.5;
+        }
+        if case == 7 {
+            xs.fill(0.0);
+        }
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        let (da, sa) = quantize_q8_32(&xs, &mut a);
+        let (db, sb) = scalar::quantize_q8_32(&xs, &mut b);
+        assert_eq!((a, da.to_bits(), sa), (b, db.to_bits(), sb), "case {case}");
+    }
+}
+
+fn q4k(rng: &mut Rng) -> BlockQ4K {
+    BlockQ4K {
+        d: rng.half(0.01),
+        dmin: rng.half(0.01),
+        scales: std::array::from_fn(|_| rng.byte()),
+        qs: std::array::from_fn(|_| rng.byte()),
+    }
+}
+
+fn q6k(rng: &mut Rng) -> BlockQ6K {
+    BlockQ6K {
+        ql: std::array::from_fn(|_| rng.byte()),
+        qh: std::array::from_fn(|_| rng.byte()),
+        scales: std::array::from_fn(|_| rng.byte() as i8),
+        d: rng.half(0.01),
+    }
+}
+
+fn q8k(rng: &mut Rng) -> BlockQ8K {
+    let qs: [i8; QK_K] = std::array::from_fn(|_| (rng.byte() as i8).max(-127));
+    BlockQ8K {
+        d: rng.unit() * 0.01,
+        qs,
+        bsums: std::array::from_fn(|j| qs[16 * j..16 * j + 16].iter().map(|&q| i16::from(q)).sum()),
+    }
+}
+
+/// Every product of the tiled K-quant kernels is its single-row product, and close to
+/// the portable reference.
+fn check_kgemm<W: Copy>(
+    mut wb: impl FnMut(&mut Rng) -> W,
+    gemm: impl Fn(&[W], &[BlockQ8K], usize, &mut dyn FnMut(usize, usize, f32)),
+    reference: impl Fn(&[W], &[BlockQ8K]) -> f32,
+) {
+    let mut rng = Rng(5);
+    for (rows, n, k) in [(1, 1, 1), (3, 5, 2), (2, 37, 3)] {
+        let w: Vec<W> = (0..rows * k).map(|_| wb(&mut rng)).collect();
+        let a: Vec<BlockQ8K> = (0..n * k).map(|_| q8k(&mut rng)).collect();
+        let mut seen = vec![0u32; rows * n];
+        gemm(&w, &a, k, &mut |r, t, v| {
+            seen[r * n + t] += 1;
+            let (wr, at) = (&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            let mut single = f32::NAN;
+            gemm(wr, at, k, &mut |_, _, s| single = s);
+            assert_eq!(
+                v.to_bits(),
+                single.to_bits(),
+                "({r}, {t}) of {rows}x{n}x{k}"
+            );
+            let want = reference(wr, at);
+            assert!(
+                (v - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{v} vs {want}"
+            );
+        });
+        assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
+    }
+}
+
+#[test]
+fn k_quant_gemm_matches_reference() {
+    check_kgemm(
+        q4k,
+        |w, a, k, out| gemm_q4k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q4k_q8k,
+    );
+    check_kgemm(
+        q6k,
+        |w, a, k, out| gemm_q6k_q8k(w, a, k, &mut |r, t, v| out(r, t, v)),
+        vec_dot_q6k_q8k,
+    );
+}
+
+#[test]
+fn q8k_quantization_simd_matches_scalar() {
+    let mut rng = Rng(13);
+    for case in 0..50 {
+        let mut xs: Vec<f32> = (0..QK_K).map(|_| rng.unit() * 2.0).collect();
+        match case {
+            0 => xs.fill(0.0),
+            1 => {
+                // A tie of magnitudes: the first one's sign wins.
+                xs[10] = -3.0;
+                xs[20] = 3.0;
+            }
+            2 => xs[0] = 127.0,
+            _ => {}
+        }
+        let zero = BlockQ8K {
+            d: 0.0,
+            qs: [0; QK_K],
+            bsums: [0; 16],
+        };
+        let (mut a, mut b) = (zero, zero);
+        quantize_q8k_256(&xs, &mut a);
+        scalar::quantize_q8k_256(&xs, &mut b);
+        assert_eq!(a.d.to_bits(), b.d.to_bits(), "case {case}");
+        assert_eq!((a.qs, a.bsums), (b.qs, b.bsums), "case {case}");
+    }
+}

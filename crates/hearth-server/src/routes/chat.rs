@@ -140,7 +140,7 @@ async fn handle(
     let policy = caller.policy;
     let req: ChatCompletionRequest = parse_json(body)?;
     let model = state.model()?;
-    params::require_model(req.model.as_deref())?;
+    let adapter = params::resolve_model(&model, req.model.as_deref())?;
     params::check_extra(&req.extra)?;
     let n = params::choices(req.n)?;
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
@@ -209,7 +209,7 @@ async fn handle(
         tracing::info!(request_id = %id, prompt = %safe, "prompt");
     }
     let prompt_len = prompt.len();
-    let streams = run::submit(&model, &[prompt], &gen, n, "messages").await?;
+    let streams = run::submit(&model, &[prompt], &gen, n, "messages", adapter.as_deref()).await?;
     let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_len);
     let created = unix_now();
     if req.stream.unwrap_or(false) {

@@ -122,7 +122,7 @@ async fn handle(
     let policy = caller.policy;
     let mut req: CompletionRequest = parse_json(body)?;
     let model = state.model()?;
-    params::require_model(req.model.as_deref())?;
+    let adapter = params::resolve_model(&model, req.model.as_deref())?;
     params::check_extra(&req.extra)?;
     let n = params::choices(req.n)?;
     let logprobs = match req.logprobs {
@@ -163,7 +163,7 @@ async fn handle(
     state.auth.admit(&caller)?;
     let id = state.request_id("cmpl");
     let prompt_tokens = prompts.iter().map(Vec::len).sum();
-    let streams = run::submit(&model, &prompts, &gen, n, "prompt").await?;
+    let streams = run::submit(&model, &prompts, &gen, n, "prompt", adapter.as_deref()).await?;
     let usage = UsageGuard::new(Arc::clone(&state), caller, id.clone(), prompt_tokens);
     let echo_text = |p: &[u32]| model.tokenizer.decode(p, false);
     let created = unix_now();

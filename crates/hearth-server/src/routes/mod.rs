@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod llama;
+pub mod lora;
 pub mod metrics;
 pub mod moderations;
 pub mod simple;

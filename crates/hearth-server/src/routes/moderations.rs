@@ -77,7 +77,9 @@ async fn judge(model: &Arc<ServedModel>, text: &str) -> Option<LlamaGuardVerdict
         sampling: SamplingParams::default(),
         ..GenerateParams::default()
     };
-    let streams = run::submit(model, &[ids], &params, 1, "input").await.ok()?;
+    let streams = run::submit(model, &[ids], &params, 1, "input", None)
+        .await
+        .ok()?;
     let mut text = String::new();
     let mut merged = run::merge(streams, &[]);
     use futures_util::StreamExt;

@@ -40,16 +40,24 @@ pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     answer((|| {
         state.auth.authenticate(&headers)?;
         let m = state.model()?;
+        let card = |id: String, parent: Option<String>| ModelCard {
+            id,
+            object: "model".into(),
+            created: m.created,
+            owned_by: "hearth".into(),
+            max_model_len: m.context_length,
+            parent,
+        };
+        let mut data = vec![card(m.name.clone(), None)];
+        data.extend(
+            m.engine
+                .adapter_names()
+                .into_iter()
+                .map(|a| card(a, Some(m.name.clone()))),
+        );
         Ok(Json(ModelList {
             object: "list".into(),
-            data: vec![ModelCard {
-                id: m.name.clone(),
-                object: "model".into(),
-                created: m.created,
-                owned_by: "hearth".into(),
-                max_model_len: m.context_length,
-                parent: None,
-            }],
+            data,
         })
         .into_response())
     })())

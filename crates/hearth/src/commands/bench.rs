@@ -36,6 +36,13 @@ pub struct BenchArgs {
     pub json: bool,
     #[command(flatten)]
     pub serving: super::bench_serve::ServingArgs,
+    /// Sweep prompt lengths instead (e.g. 512,1024,2048,4096,8192): prefill time and KV
+    /// memory per length, full-attention vs sliding-window layers.
+    #[arg(long, value_delimiter = ',')]
+    pub context: Vec<usize>,
+    /// With --context: also draw the sweep as an SVG file.
+    #[arg(long, requires = "context")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Runs inside the peer's Python: prints one JSON object.
@@ -168,6 +175,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "counts must be positive"
     );
     let m = args.model.load()?;
+    if !args.context.is_empty() {
+        return super::bench_context::run(&m.model, &args.context, args.plot.as_deref(), args.json);
+    }
     let threads = rayon::current_num_threads();
     let path = m.model.gguf().path().to_path_buf();
     let peer = peer_python(args);

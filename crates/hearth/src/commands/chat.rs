@@ -19,6 +19,9 @@ pub struct ChatArgs {
     pub system: Option<String>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Chat with a LoRA adapter: a PEFT directory or a GGUF LoRA file.
+    #[arg(long)]
+    pub lora: Option<std::path::PathBuf>,
 }
 
 /// The chat template for a loaded model: the file's, or the family's built-in one.
@@ -50,7 +53,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
             content: s.clone(),
         });
     }
-    let mut session = Session::new(&m.model);
+    let mut session = Session::new(&m.model).with_lora(m.lora(args.lora.as_deref())?);
     let params = args.sampling.params();
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {

@@ -80,6 +80,9 @@ pub struct GenerateArgs {
     /// Print one JSON object (ids, text, timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Run with a LoRA adapter: a PEFT directory or a GGUF LoRA file.
+    #[arg(long)]
+    pub lora: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
@@ -98,7 +101,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         m.tokenizer.encode(&args.prompt, true, true)?
     };
     let params = args.sampling.params();
-    let mut session = Session::new(&m.model);
+    let mut session = Session::new(&m.model).with_lora(m.lora(args.lora.as_deref())?);
     let mut stdout = std::io::stdout().lock();
     let mut io_err = None;
     let json = args.json;

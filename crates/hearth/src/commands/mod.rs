@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the flags and loading they share.
 
 pub mod bench;
+pub mod bench_context;
 pub mod bench_serve;
 pub mod chat;
 pub mod compare;
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod guard_eval;
 pub mod inspect;
 pub mod keys;
+pub mod merge;
 pub mod perplexity;
 pub mod pull;
 pub mod quantize;
@@ -48,6 +50,21 @@ pub struct ModelArgs {
 pub struct Loaded {
     pub model: Transformer,
     pub tokenizer: Tokenizer,
+}
+
+impl Loaded {
+    /// Reads a LoRA adapter (PEFT directory or GGUF LoRA file) for this model.
+    pub fn lora(
+        &self,
+        path: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<Arc<hearth_model::ModelLora>>> {
+        let Some(path) = path else { return Ok(None) };
+        let adapter = hearth_model::LoraAdapter::open(path, self.model.config())?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "lora".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Some(Arc::new(self.model.bind_lora(name, &adapter)?)))
+    }
 }
 
 impl ModelArgs {

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Serve a LoRA adapter (PEFT directory or GGUF LoRA file) as NAME: requests
+    /// select it with `"model": "NAME"` or `"<model>:NAME"` (repeatable).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub lora: Vec<String>,
     /// The model's name in requests and answers (default: the file's stem).
     #[arg(long)]
     pub served_model_name: Option<String>,
@@ -172,6 +176,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let loader_state = Arc::clone(&state);
         let model_args = args.model.clone();
         let name = args.served_model_name.clone();
+        let loras = lora_specs(&args.lora)?;
         let cfg = EngineConfig {
             kv_budget_bytes: args.kv_cache_mb << 20,
             max_running: args.max_running,
@@ -181,6 +186,13 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         };
         let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let served = load(&model_args, name, cfg)?;
+            for (n, p) in &loras {
+                served
+                    .engine
+                    .load_adapter_from(n, p)
+                    .with_context(|| format!("--lora {n}={}", p.display()))?;
+                eprintln!("hearth: LoRA adapter {n} from {}", p.display());
+            }
             eprintln!(
                 "hearth: serving {} (context {}) on http://{addr}",
                 served.name, served.context_length
@@ -201,6 +213,19 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
         server.await.context("serving")
     })
+}
+
+/// `NAME=PATH` pairs of `--lora`.
+fn lora_specs(specs: &[String]) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains(':') && !p.is_empty() => {
+                Ok((n.to_string(), std::path::PathBuf::from(p)))
+            }
+            _ => anyhow::bail!("--lora `{s}`: expected NAME=PATH (NAME without ':')"),
+        })
+        .collect()
 }
 
 fn load(args: &ModelArgs, name: Option<String>, cfg: EngineConfig) -> anyhow::Result<ServedModel> {

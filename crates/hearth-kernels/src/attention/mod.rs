@@ -22,33 +22,16 @@ pub trait KvView: Sync {
     fn value(&self, pos: usize) -> &[f16];
 }
 
-fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l].to_f32();
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i].to_f32();
-    }
-    s
-}
-
-fn axpy_f16(alpha: f32, x: &[f16], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += alpha * xi.to_f32();
-    }
-}
+mod half_dot;
 
 /// Attention of one query token over positions `lo..=hi` of `kv`.
 ///
 /// `q` holds every query head (`n_heads * head_dim`), `out` receives the same shape.
-/// `scores` is scratch space reused between calls. The query and the softmax weights
-/// are rounded to half precision before meeting the half-precision cache, exactly
-/// where ggml converts them, so long generations track llama.cpp's.
+/// `scores` is scratch space reused between calls. The query heads that share a KV
+/// head are handled together, so each cached key and value row is read once per
+/// group. The query and the softmax weights are rounded to half precision before
+/// meeting the half-precision cache, exactly where ggml converts them, so long
+/// generations track llama.cpp's.
 pub fn attend(
     q: &[f32],
     kv: &impl KvView,
@@ -61,32 +44,39 @@ pub fn attend(
     let hd = shape.head_dim;
     let group = shape.n_heads / shape.n_kv_heads;
     let n = hi + 1 - lo;
-    scores.resize(n, 0.0);
-    for h in 0..shape.n_heads {
-        let kvh = h / group;
-        let mut qh = [0f32; 512];
-        let qh = &mut qh[..hd];
-        for (d, &s) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
+    // Rows: `group` score rows of `n`, then the group's rounded queries.
+    scores.resize(group * (n + hd), 0.0);
+    let (rows, qs) = scores.split_at_mut(group * n);
+    for g in 0..shape.n_kv_heads {
+        let heads = g * group..(g + 1) * group;
+        for (d, &s) in qs.iter_mut().zip(&q[heads.start * hd..heads.end * hd]) {
             *d = f16::from_f32(s).to_f32();
         }
-        let qh = &*qh;
-        let mut max = f32::NEG_INFINITY;
-        for (j, s) in scores.iter_mut().enumerate() {
-            let k = &kv.key(lo + j)[kvh * hd..(kvh + 1) * hd];
-            *s = dot_f16(qh, k) * shape.scale;
-            max = max.max(*s);
+        for j in 0..n {
+            let k = &kv.key(lo + j)[g * hd..(g + 1) * hd];
+            for (h, qh) in qs.chunks_exact(hd).enumerate() {
+                rows[h * n + j] = half_dot::dot(qh, k) * shape.scale;
+            }
         }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
+        for row in rows.chunks_exact_mut(n) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let mut sum = 0f32;
+            for s in row.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let inv = 1.0 / sum;
+            for s in row.iter_mut() {
+                *s = f16::from_f32(*s * inv).to_f32();
+            }
         }
-        let oh = &mut out[h * hd..(h + 1) * hd];
-        oh.fill(0.0);
-        let inv = 1.0 / sum;
-        for (j, &s) in scores.iter().enumerate() {
-            let v = &kv.value(lo + j)[kvh * hd..(kvh + 1) * hd];
-            axpy_f16(f16::from_f32(s * inv).to_f32(), v, oh);
+        let outs = &mut out[heads.start * hd..heads.end * hd];
+        outs.fill(0.0);
+        for j in 0..n {
+            let v = &kv.value(lo + j)[g * hd..(g + 1) * hd];
+            for (h, oh) in outs.chunks_exact_mut(hd).enumerate() {
+                half_dot::axpy(rows[h * n + j], v, oh);
+            }
         }
     }
 }
