@@ -47,6 +47,10 @@ enum Command {
     Merge(commands::merge::MergeArgs),
     /// Compare a converted model with its source: size, perplexity, top-1 agreement.
     Compare(commands::compare::CompareArgs),
+    /// Fine-tune a LoRA adapter on chat/instruction data (PEFT and GGUF LoRA output).
+    Finetune(commands::finetune::FinetuneArgs),
+    /// Score a model (or a server) on a question set: accuracy and answer latency p50/p95.
+    Eval(commands::eval::EvalArgs),
     /// Run attack suites against an OpenAI-compatible server and report compliance and leaks.
     Redteam(commands::redteam::RedteamArgs),
 }
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Data(a) => commands::data::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Quantize(a) => commands::quantize::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
+        Command::Eval(a) => commands::eval::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Compare(a) => commands::compare::run(a),

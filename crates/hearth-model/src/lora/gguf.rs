@@ -9,6 +9,8 @@ use std::path::Path;
 
 use hearth_gguf::{GgmlType, GgufFile, GgufWriter, TensorToWrite, Value};
 
+use hearth_lineage::{Provenance, METADATA_KEY};
+
 use super::{LoraAdapter, LoraTensor, Target};
 use crate::{Error, Result};
 
@@ -73,6 +75,9 @@ pub(super) fn read(path: &Path) -> Result<LoraAdapter> {
     let mut out = LoraAdapter::new(f.str("general.architecture")?);
     out.base_model = f.str_opt("hearth.lora.base_model")?.map(str::to_string);
     out.source = Some(path.to_path_buf());
+    if let Some(record) = f.str_opt(METADATA_KEY)? {
+        out.provenance = Some(Provenance::from_json(record).map_err(|e| bad(path, e.to_string()))?);
+    }
     for info in f.tensors() {
         let name = &info.name;
         if name.ends_with(".lora_b") {
@@ -166,6 +171,12 @@ pub(super) fn write(a: &LoraAdapter, path: &Path) -> Result<()> {
     .metadata("adapter.lora.alpha", Value::F32(alpha));
     if let Some(b) = &a.base_model {
         w.metadata("hearth.lora.base_model", Value::String(b.clone()));
+    }
+    if let Some(p) = &a.provenance {
+        w.metadata(METADATA_KEY, Value::String(p.to_json()));
+        if let Some(l) = &p.license {
+            w.metadata("general.license", Value::String(l.clone()));
+        }
     }
     for (name, t) in &a.tensors {
         t.check()

@@ -211,6 +211,10 @@ pub struct LoraAdapter {
     pub tensors: BTreeMap<String, LoraTensor>,
     /// The file or directory it was read from (for error messages).
     pub source: Option<PathBuf>,
+    /// Where the adapter came from (base model and data hashes, hyper-parameters),
+    /// written under [`hearth_lineage::METADATA_KEY`] in both formats: the
+    /// safetensors metadata and `adapter_config.json` of PEFT, a GGUF key.
+    pub provenance: Option<hearth_lineage::Provenance>,
 }
 
 const IN_MEMORY: &str = "(in memory)";
@@ -223,6 +227,7 @@ impl LoraAdapter {
             base_model: None,
             tensors: BTreeMap::new(),
             source: None,
+            provenance: None,
         }
     }
 

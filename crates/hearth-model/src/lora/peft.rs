@@ -12,6 +12,7 @@ use serde_json::{json, Value as Json};
 use super::{LoraAdapter, LoraTensor, Target};
 use crate::hf_names::{self, Fixup};
 use crate::{Error, ModelConfig, Result};
+use hearth_lineage::{Provenance, METADATA_KEY};
 
 const CONFIG: &str = "adapter_config.json";
 const WEIGHTS: &str = "adapter_model.safetensors";
@@ -203,6 +204,12 @@ pub(super) fn read(dir: &Path, base: &ModelConfig) -> Result<LoraAdapter> {
     let mut out = LoraAdapter::new(arch);
     out.base_model = cfg.base_model.clone();
     out.source = Some(dir.to_path_buf());
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(&st_path, format!("bad safetensors header: {e}")))?;
+    if let Some(record) = meta.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)) {
+        out.provenance =
+            Some(Provenance::from_json(record).map_err(|e| bad(&st_path, e.to_string()))?);
+    }
     for (module, (a, b, emb)) in halves {
         let (Some((sa, a)), Some((sb, b))) = (a, b) else {
             return Err(bad(
@@ -338,7 +345,7 @@ pub(super) fn write(a: &LoraAdapter, dir: &Path, base: &ModelConfig) -> Result<(
             alpha_pattern.insert(m.clone(), json!(f64::from(*s) * *rk as f64));
         }
     }
-    let config = json!({
+    let mut config = json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "base_model_name_or_path": a.base_model.clone().unwrap_or_default(),
@@ -354,6 +361,11 @@ pub(super) fn write(a: &LoraAdapter, dir: &Path, base: &ModelConfig) -> Result<(
         "rank_pattern": rank_pattern,
         "alpha_pattern": alpha_pattern,
     });
+    let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    if let Some(p) = &a.provenance {
+        meta.insert(METADATA_KEY.to_string(), p.to_json());
+        config[METADATA_KEY] = serde_json::from_str(&p.to_json()).unwrap_or_default();
+    }
     let cfg_path = dir.join(CONFIG);
     let text = serde_json::to_string_pretty(&config).unwrap_or_default();
     std::fs::write(&cfg_path, text + "\n").map_err(io(&cfg_path))?;
@@ -366,7 +378,6 @@ pub(super) fn write(a: &LoraAdapter, dir: &Path, base: &ModelConfig) -> Result<(
                 .map_err(|e| a.error(format!("tensor `{n}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views, Some(meta), &st_path)
         .map_err(|e| bad(&st_path, format!("cannot write: {e}")))
 }

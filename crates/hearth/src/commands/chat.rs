@@ -26,11 +26,18 @@ pub struct ChatArgs {
 
 /// The chat template for a loaded model: the file's, or the family's built-in one.
 pub fn template_for(m: &Loaded) -> anyhow::Result<ChatTemplate> {
-    let tok = &m.tokenizer;
+    template_from(&m.tokenizer, &m.model.config().architecture)
+}
+
+/// The chat template of a model's tokenizer, or its family's built-in one.
+pub fn template_from(
+    tok: &hearth_tokenizer::Tokenizer,
+    architecture: &str,
+) -> anyhow::Result<ChatTemplate> {
     let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
     Ok(ChatTemplate::for_model(
         tok.chat_template(),
-        &m.model.config().architecture,
+        architecture,
         &text(tok.bos()),
         &text(tok.eos()),
     )?)

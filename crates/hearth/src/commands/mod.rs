@@ -7,6 +7,8 @@ pub mod chat;
 pub mod compare;
 pub mod convert;
 pub mod data;
+pub mod eval;
+pub mod finetune;
 pub mod generate;
 pub mod guard;
 pub mod guard_eval;
@@ -69,6 +71,16 @@ impl ModelArgs {
     /// Sets the thread pool, resolves the model (fetching it if needed) and loads it.
     pub fn load(&self) -> anyhow::Result<Loaded> {
         set_threads(self.threads)?;
+        let (path, file) = self.open_file()?;
+        let tokenizer = Tokenizer::from_gguf(&file)
+            .with_context(|| format!("{}: reading the tokenizer", path.display()))?;
+        let model = Transformer::from_gguf(file)?;
+        Ok(Loaded { model, tokenizer })
+    }
+
+    /// Resolves the model (fetching it if needed) and opens its file, quantized
+    /// while loading if `--quantize` asks; returns the resolved path too.
+    pub fn open_file(&self) -> anyhow::Result<(std::path::PathBuf, Arc<GgufFile>)> {
         let path = hearth_hub::resolve(&self.model, &pull::progress_bar())?;
         let file = Arc::new(match &self.quantize {
             None => GgufFile::open(&path)?,
@@ -88,10 +100,7 @@ impl ModelArgs {
                 file
             }
         });
-        let tokenizer = Tokenizer::from_gguf(&file)
-            .with_context(|| format!("{}: reading the tokenizer", path.display()))?;
-        let model = Transformer::from_gguf(file)?;
-        Ok(Loaded { model, tokenizer })
+        Ok((path, file))
     }
 
     /// Resolves and opens only the tokenizer (no weights touched).
