@@ -46,6 +46,7 @@ fn run(engine: &Engine, prompt: &[u32], max_tokens: usize) -> Run {
             prompt_ids: prompt.to_vec(),
             params: greedy(max_tokens),
             cache_salt: 0,
+            adapter: None,
         })
         .unwrap();
     let mut out = Run {
