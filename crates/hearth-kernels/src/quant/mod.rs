@@ -184,7 +184,7 @@ macro_rules! kgemm_fn {
         ///
         /// `w` holds weight rows and `a` activation rows, `k` blocks each; `out(r, t,
         /// v)` receives every product once. With AVX2 the results are bit-identical to
-        /// candle's single-row kernels; the portable path is [`kquants`]' reference.
+        /// candle's single-row kernels; the portable path is [`vec_dot_q4k_q8k`]'s reference.
         ///
         /// # Panics
         /// If `k` is 0 or either slice is not a whole number of rows.
