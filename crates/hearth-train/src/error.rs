@@ -16,6 +16,9 @@ pub enum Error {
     /// The chat template failed on a conversation.
     #[error(transparent)]
     Chat(#[from] hearth_tokenizer::chat::ChatError),
+    /// Hashing a file for the provenance record failed.
+    #[error(transparent)]
+    Convert(#[from] hearth_convert::Error),
     /// A tensor operation failed (a shape bug of ours, or out of memory).
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),

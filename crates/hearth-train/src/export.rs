@@ -5,14 +5,13 @@
 //! hash and the hyper-parameters.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use hearth_convert::source::sha256_files;
 use hearth_gguf::GgufFile;
 use hearth_lineage::{Provenance, METADATA_KEY};
 use hearth_model::lora::{LoraAdapter, LoraTensor};
 use hearth_model::ModelConfig;
-use sha2::{Digest, Sha256};
 
 use crate::lora::LoraParams;
 use crate::{Error, Result};
@@ -33,23 +32,6 @@ pub struct Origin<'a> {
     pub data: &'a [PathBuf],
     /// `hearth`'s version.
     pub tool_version: &'a str,
-}
-
-/// Hex sha256 of the files' bytes, concatenated in order.
-fn sha256_files(files: &[PathBuf]) -> Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    for p in files {
-        let mut f = std::fs::File::open(p).map_err(Error::io(p))?;
-        loop {
-            let n = f.read(&mut buf).map_err(Error::io(p))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn file_name(p: &Path) -> String {
