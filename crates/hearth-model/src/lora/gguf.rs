@@ -32,19 +32,10 @@ fn values(path: &Path, f: &GgufFile, name: &str) -> Result<(usize, usize, Vec<f3
         ));
     }
     let b = f.tensor_data(info);
-    let v: Vec<f32> = match info.dtype {
-        GgmlType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        GgmlType::F16 => b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        GgmlType::BF16 => b
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+    let kind = match info.dtype {
+        GgmlType::F32 => super::Float::F32,
+        GgmlType::F16 => super::Float::F16,
+        GgmlType::BF16 => super::Float::BF16,
         other => {
             return Err(bad(
                 path,
@@ -52,6 +43,7 @@ fn values(path: &Path, f: &GgufFile, name: &str) -> Result<(usize, usize, Vec<f3
             ))
         }
     };
+    let v = super::floats(b, kind);
     Ok((info.dims[0] as usize, info.dims[1] as usize, v))
 }
 

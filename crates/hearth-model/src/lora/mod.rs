@@ -381,3 +381,29 @@ impl Normal {
 
 #[cfg(test)]
 mod tests;
+
+/// Floating-point element types adapter tensors are stored in.
+#[derive(Clone, Copy)]
+enum Float {
+    F32,
+    F16,
+    BF16,
+}
+
+/// Little-endian `kind` values in `bytes`, as f32.
+fn floats(bytes: &[u8], kind: Float) -> Vec<f32> {
+    match kind {
+        Float::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Float::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Float::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+    }
+}

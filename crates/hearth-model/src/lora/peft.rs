@@ -106,19 +106,10 @@ fn tensor_f32(path: &Path, name: &str, st: &SafeTensors<'_>) -> Result<(Vec<usiz
         .tensor(name)
         .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
     let b = t.data();
-    let v: Vec<f32> = match t.dtype() {
-        Dtype::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => b
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+    let kind = match t.dtype() {
+        Dtype::F32 => super::Float::F32,
+        Dtype::F16 => super::Float::F16,
+        Dtype::BF16 => super::Float::BF16,
         other => {
             return Err(bad(
                 path,
@@ -126,6 +117,7 @@ fn tensor_f32(path: &Path, name: &str, st: &SafeTensors<'_>) -> Result<(Vec<usiz
             ))
         }
     };
+    let v = super::floats(b, kind);
     Ok((t.shape().to_vec(), v))
 }
 
