@@ -72,20 +72,33 @@ fn llama_cpp_server_security_and_invalid_request_tests_pass() {
     }
     let dir = tempfile::tempdir().unwrap();
     // Each group of tests runs against the server configured as the test configures
-    // llama-server (an external server cannot see the test's settings).
+    // llama-server (an external server cannot see the test's settings): its preset caps
+    // replies at 64 tokens (`--n-predict 64`), which requests without `max_tokens` rely on.
     let groups: [(&[&str], &str, &str); 3] = [
         (
-            &["--api-key", "sk-this-is-the-secret-key", "--cors-origins", "*"],
+            &[
+                "--api-key",
+                "sk-this-is-the-secret-key",
+                "--cors-origins",
+                "*",
+                "--default-max-tokens",
+                "64",
+            ],
             "unit/test_security.py",
             "test_access_public_endpoint or test_access_static_assets or api_key or test_cors_options",
         ),
         (
-            &["--api-key", "sk-this-is-the-secret-key"],
+            &[
+                "--api-key",
+                "sk-this-is-the-secret-key",
+                "--default-max-tokens",
+                "64",
+            ],
             "unit/test_security.py",
             "test_cors_origins_localhost",
         ),
         (
-            &[],
+            &["--default-max-tokens", "64"],
             "unit/test_chat_completion.py",
             "test_invalid_chat_completion_req or test_completion_with_invalid_grammar",
         ),
