@@ -243,34 +243,44 @@ fn run_sweep(
     Ok(())
 }
 
-/// Perplexity change (%) against parameters saved (%) and against bytes saved (%),
-/// one labelled point per sweep setting.
+/// Perplexity (log scale, the source's as a dashed line) against parameters saved
+/// and against bytes saved (%), one point per sweep setting, labelled on the first.
 fn svg(r: &SweepReport) -> String {
-    let (w, h, pad) = (640.0, 360.0, 56.0);
+    let (w, h, pad) = (640.0, 380.0, 60.0);
     let xs = |f: fn(&hearth_convert::SweepPoint) -> f64| r.points.iter().map(f).collect::<Vec<_>>();
     let series = [
         ("parameters saved", "#1f77b4", xs(|p| p.params_saved_pct)),
         ("bytes saved", "#d62728", xs(|p| p.bytes_saved_pct)),
     ];
     let all_x = series.iter().flat_map(|s| s.2.iter().copied());
-    let xmin = all_x.clone().fold(0f64, f64::min);
-    let xmax = all_x.fold(1f64, f64::max);
-    let ymax = r
-        .points
+    let xmin = all_x.clone().fold(0f64, f64::min).floor();
+    let xmax = all_x.fold(1f64, f64::max).ceil();
+    let logs = r.points.iter().map(|p| p.ppl).chain([r.ppl]);
+    let logs: Vec<f64> = logs
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::log10)
+        .collect();
+    let ymin = logs
         .iter()
-        .map(|p| p.ppl_delta_pct)
-        .fold(1f64, f64::max);
-    let ymin = r
-        .points
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .floor()
+        .min(0.0);
+    let ymax = logs
         .iter()
-        .map(|p| p.ppl_delta_pct)
-        .fold(0f64, f64::min);
+        .copied()
+        .fold(1f64, f64::max)
+        .ceil()
+        .max(ymin + 1.0);
     let px = |x: f64| pad + (x - xmin) / (xmax - xmin) * (w - 2.0 * pad);
-    let py = |y: f64| h - pad - (y - ymin) / (ymax - ymin) * (h - 2.0 * pad);
+    let py = |ppl: f64| {
+        let y = ppl.max(f64::MIN_POSITIVE).log10().clamp(ymin, ymax);
+        h - pad - (y - ymin) / (ymax - ymin) * (h - 2.0 * pad)
+    };
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="{}" y="18" text-anchor="middle" font-size="13">{}: perplexity change against size saved</text><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" text-anchor="middle">% saved against the source</text><text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">perplexity change %</text><text x="{}" y="{}" text-anchor="end">{ymax:.1}</text><text x="{}" y="{}" text-anchor="end">{ymin:.1}</text><text x="{pad}" y="{}" text-anchor="middle">{xmin:.0}</text><text x="{}" y="{}" text-anchor="middle">{xmax:.0}</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="{}" y="18" text-anchor="middle" font-size="13">{}: perplexity against size saved</text><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" text-anchor="middle">% saved against the source</text><text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">perplexity (log scale)</text><text x="{pad}" y="{}" text-anchor="middle">{xmin:.0}</text><text x="{}" y="{}" text-anchor="middle">{xmax:.0}</text>"#,
         w / 2.0,
         xml_escape(r.source.rsplit('/').next().unwrap_or(&r.source)),
         h - pad,
@@ -278,22 +288,39 @@ fn svg(r: &SweepReport) -> String {
         h - pad,
         h - pad,
         w / 2.0,
-        h - 12.0,
+        h - 14.0,
         h / 2.0,
         h / 2.0,
-        pad - 4.0,
-        pad + 4.0,
-        pad - 4.0,
-        h - pad,
         h - pad + 14.0,
         w - pad,
         h - pad + 14.0,
     );
+    for e in ymin as i32..=ymax as i32 {
+        let y = py(10f64.powi(e));
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text><line x1="{pad}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#dddddd"/>"##,
+            pad - 4.0,
+            y + 4.0,
+            10f64.powi(e),
+            w - pad
+        );
+    }
+    let y = py(r.ppl);
+    let _ = write!(
+        s,
+        r##"<line x1="{pad}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#555555" stroke-dasharray="4 3"/><text x="{}" y="{:.1}" text-anchor="end" fill="#555555">source {:.2}</text>"##,
+        w - pad,
+        w - pad,
+        y - 4.0,
+        r.ppl
+    );
     for (k, (name, color, x)) in series.iter().enumerate() {
-        let pts: Vec<String> = x
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        order.sort_by(|&i, &j| x[i].total_cmp(&x[j]));
+        let pts: Vec<String> = order
             .iter()
-            .zip(&r.points)
-            .map(|(&x, p)| format!("{:.1},{:.1}", px(x), py(p.ppl_delta_pct)))
+            .map(|&i| format!("{:.1},{:.1}", px(x[i]), py(r.points[i].ppl)))
             .collect();
         let _ = write!(
             s,
@@ -303,15 +330,20 @@ fn svg(r: &SweepReport) -> String {
             pad + 12.0 + 14.0 * k as f64
         );
         for (&x, p) in x.iter().zip(&r.points) {
+            let (cx, cy) = (px(x), py(p.ppl));
             let _ = write!(
                 s,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/><text x="{:.1}" y="{:.1}" fill="{color}">{}</text>"#,
-                px(x),
-                py(p.ppl_delta_pct),
-                px(x) + 5.0,
-                py(p.ppl_delta_pct) - 5.0,
-                xml_escape(&p.setting)
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="3" fill="{color}"/>"#
             );
+            if k == 0 {
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" fill="{color}">{}</text>"#,
+                    cx + 5.0,
+                    cy - 5.0,
+                    xml_escape(&p.setting)
+                );
+            }
         }
     }
     s.push_str("</svg>\n");
