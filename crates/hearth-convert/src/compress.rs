@@ -16,6 +16,7 @@ use std::path::Path;
 use hearth_gguf::{GgmlType, GgufWriter, TensorSpec, Value};
 use hearth_lineage::METADATA_KEY;
 use hearth_model::lora::Proj;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::source::{GgufSource, TensorSource};
@@ -123,6 +124,10 @@ pub struct CompressOptions {
     pub dtype: GgmlType,
     /// Factor even matrices whose pair is not smaller than the matrix (tests).
     pub force: bool,
+    /// Write each product `B·A` back as a dense matrix of the weight's own type (a
+    /// file other runtimes load, with the low-rank approximation's quality and the
+    /// source's size).
+    pub densify: bool,
     /// Tool version for the provenance record.
     pub tool_version: String,
 }
@@ -139,7 +144,17 @@ impl CompressOptions {
         if self.targets.is_empty() {
             return Err(Error::InvalidArgument("no target matrices chosen".into()));
         }
-        self.choice.validate(self.dtype)
+        self.choice.validate(self.factor_type())
+    }
+
+    /// The type the factors are stored in (F32 while densifying: they are not
+    /// written).
+    pub fn factor_type(&self) -> GgmlType {
+        if self.densify {
+            GgmlType::F32
+        } else {
+            self.dtype
+        }
     }
 }
 
@@ -239,7 +254,9 @@ pub fn compress(
                 singular_values(name, &src.read_f32(c.index)?, c.rows, c.cols)?
             }
         };
-        let r = opts.choice.rank_for(&values, c.rows, c.cols, opts.dtype);
+        let r = opts
+            .choice
+            .rank_for(&values, c.rows, c.cols, opts.factor_type());
         ranks.push(worth_it(c, r, opts.force).then_some(r.min(c.rows.min(c.cols))));
     }
     let plan = Plan {
@@ -263,7 +280,11 @@ pub fn compress(
         },
         progress,
     )?;
-    Ok(plan.summary(src, summary, &energies))
+    let mut summary = plan.summary(src, summary, &energies);
+    if opts.densify {
+        summary.params_after = summary.params_before;
+    }
+    Ok(summary)
 }
 
 /// Which candidates get which rank.
@@ -336,10 +357,12 @@ pub(crate) fn write_factored(
     progress: ProgressFn<'_>,
 ) -> Result<u64> {
     let mut metadata = src.metadata()?;
-    let mut parameters = BTreeMap::from([
-        ("targets".to_string(), targets_label(&opts.targets)),
-        ("type".to_string(), opts.dtype.name().to_string()),
-    ]);
+    let mut parameters = BTreeMap::from([("targets".to_string(), targets_label(&opts.targets))]);
+    if opts.densify {
+        parameters.insert("densify".into(), "true".into());
+    } else {
+        parameters.insert("type".into(), opts.dtype.name().to_string());
+    }
     match opts.choice {
         RankChoice::Rank(r) => parameters.insert("rank".into(), r.to_string()),
         RankChoice::Energy(e) => parameters.insert("energy".into(), e.to_string()),
@@ -369,6 +392,15 @@ pub(crate) fn write_factored(
                     format!("{RANK_KEY_PREFIX}{}", t.name),
                     Value::U32(rank as u32),
                 );
+                if opts.densify {
+                    parts.push((i, 3u8));
+                    specs.push(TensorSpec {
+                        name: t.name.clone(),
+                        dims: t.dims.clone(),
+                        dtype: t.dtype,
+                    });
+                    continue;
+                }
                 let (an, bn) = hearth_model::low_rank_names(&t.name);
                 parts.extend([(i, 1u8), (i, 2u8)]);
                 specs.push(TensorSpec {
@@ -400,6 +432,11 @@ pub(crate) fn write_factored(
                 let b = pending_b.take().unwrap_or_default();
                 codec::encode(&spec.name, spec.dtype, &b, rank)?
             }
+            (3, Some((k, rank))) => {
+                let (a, b) = factors(k, rank)?;
+                let w = product(&b, &a, rank, t.dims[0] as usize);
+                codec::encode(&spec.name, spec.dtype, &w, t.dims[0] as usize)?
+            }
             _ => src.raw(i).map(<[u8]>::to_vec).ok_or_else(|| {
                 Error::format(src.path(), format!("tensor `{}` unreadable", t.name))
             })?,
@@ -411,6 +448,19 @@ pub(crate) fn write_factored(
         Ok(data)
     })?;
     Ok(std::fs::metadata(out).map_err(Error::io(out))?.len())
+}
+
+/// `B·A` for `b` (rows × rank) and `a` (rank × cols), row-major.
+fn product(b: &[f32], a: &[f32], rank: usize, cols: usize) -> Vec<f32> {
+    let mut w = vec![0f32; b.len() / rank.max(1) * cols];
+    w.par_chunks_mut(cols)
+        .zip(b.par_chunks(rank))
+        .for_each(|(row, br)| {
+            for (&bk, ak) in br.iter().zip(a.chunks_exact(cols)) {
+                row.iter_mut().zip(ak).for_each(|(x, &y)| *x += bk * y);
+            }
+        });
+    w
 }
 
 /// `attn_q,attn_k` for the provenance record.

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{logits, rel_err};
+use common::{logits, rel_err, PROMPT};
 use hearth_convert::compress::RANK_KEY_PREFIX;
 use hearth_convert::svd::{rank_for_energy, singular_values};
 use hearth_convert::{
@@ -24,6 +24,7 @@ fn opts(choice: RankChoice, targets: &str, dtype: GgmlType) -> CompressOptions {
         targets: parse_targets(targets).unwrap(),
         dtype,
         force: false,
+        densify: false,
         tool_version: "test".into(),
     }
 }
@@ -279,4 +280,30 @@ fn real_smollm2_queries_at_a_moderate_rank_stay_close() {
         c.top1_agreement
     );
     assert!(c.ppl_delta_pct.abs() < 25.0, "{}", c.ppl_delta_pct);
+}
+
+#[test]
+fn densify_writes_the_product_as_a_plain_matrix_llama_cpp_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("tiny.gguf");
+    TinySpec::llama().write(&src).unwrap();
+    let pair = dir.path().join("pair.gguf");
+    let dense = dir.path().join("dense.gguf");
+    let o = opts(RankChoice::Rank(24), "attn,down", GgmlType::F32);
+    run(&src, &pair, &o).unwrap();
+    let s = run(&src, &dense, &CompressOptions { densify: true, ..o }).unwrap();
+    assert_eq!(s.params_after, s.params_before);
+    let f = GgufFile::open(&dense).unwrap();
+    let q = f.tensor("blk.0.attn_q.weight").unwrap();
+    assert_eq!((q.dtype, q.dims.clone()), (GgmlType::F32, vec![256, 256]));
+    assert!(f.tensor("blk.0.attn_q.weight.lowrank_a").is_none());
+    let p = ModelFacts::open(&dense).unwrap().provenance.unwrap();
+    assert_eq!(p.parameters["densify"], "true");
+    // Same approximation, multiplied out: the same logits as the pair.
+    let (lp, ld) = (logits(&pair), logits(&dense));
+    assert!(rel_err(&lp, &ld) < 1e-4, "{}", rel_err(&lp, &ld));
+    assert!(rel_err(&logits(&src), &ld) > 1e-2);
+    if let Some(peer) = common::peer_greedy(&dense, &PROMPT, 8) {
+        assert_eq!(peer, common::greedy(&dense, &PROMPT, 8));
+    }
 }

@@ -178,6 +178,27 @@ fn compress_writes_a_model_hearth_runs_and_sweeps_ranks() {
     let msg = String::from_utf8_lossy(&msg.stdout);
     assert!(msg.contains("kept dense"), "{msg}");
 
+    let out = hearth(&[
+        "compress",
+        &p("f32.gguf"),
+        &p("dense.gguf"),
+        "--rank",
+        "32",
+        "--densify",
+    ]);
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(msg.contains("any GGUF runtime loads it"), "{msg}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&hearth(&["inspect", &p("dense.gguf"), "--json"]).stdout).unwrap();
+    assert_eq!(r["provenance"]["parameters"]["densify"], "true");
+    assert_eq!(
+        generated(&["-m", &p("dense.gguf")])
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+
     let e = fails(&["compress", &p("f32.gguf"), &p("x.gguf"), "--rank", "0"]);
     assert!(e.contains("rank 0"), "{e}");
     let e = fails(&[

@@ -43,13 +43,18 @@ pub struct CompressArgs {
     /// Factor matrices even when the pair is not smaller than the matrix.
     #[arg(long)]
     pub force: bool,
+    /// Write each product B·A back as a dense matrix of the weight's own type: a file
+    /// llama.cpp and other runtimes load, with the approximation's quality but no
+    /// smaller than the source.
+    #[arg(long, conflicts_with = "sweep")]
+    pub densify: bool,
     /// Afterwards, compare the result with the input on this text.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// The text a --sweep scores.
     #[arg(long)]
     pub text: Option<PathBuf>,
-    /// With --sweep, draw perplexity change against parameters saved into this SVG.
+    /// With --sweep, draw perplexity against parameters and bytes saved into this SVG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     #[command(flatten)]
@@ -84,6 +89,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         targets: parse_targets(&args.targets)?,
         dtype: factor_type(&args.dtype)?,
         force: args.force,
+        densify: args.densify,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     if !args.sweep.is_empty() {
@@ -117,7 +123,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if args.compare.json && args.report.is_none() {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(output, &summary);
+        print_summary(output, &summary, args.densify);
     }
     if let Some(text) = &args.report {
         super::compare::report(&input, output, text, &args.compare)?;
@@ -134,7 +140,7 @@ fn bar() -> ProgressBar {
     bar
 }
 
-fn print_summary(output: &Path, s: &CompressSummary) {
+fn print_summary(output: &Path, s: &CompressSummary, densified: bool) {
     println!("| matrices | shape (out × in) | factored | ranks (min / mean / max) | energy kept (mean) | kept dense |");
     println!("|---|---|---:|---|---:|---:|");
     let mut groups: BTreeMap<(String, usize, usize), Vec<_>> = BTreeMap::new();
@@ -166,8 +172,13 @@ fn print_summary(output: &Path, s: &CompressSummary) {
             t.name
         );
     }
+    let note = if densified {
+        "products written back dense: any GGUF runtime loads it"
+    } else {
+        "hearth only: llama.cpp cannot load low-rank pairs"
+    };
     println!(
-        "\nwrote {}: {} → {} parameters ({:+.2}%), {:.1} → {:.1} MB (hearth only: llama.cpp cannot load low-rank pairs)",
+        "\nwrote {}: {} → {} parameters ({:+.2}%), {:.1} → {:.1} MB ({note})",
         output.display(),
         s.params_before,
         s.params_after,
