@@ -1,5 +1,6 @@
-//! Inspecting, quantizing and converting models: the logic behind `hearth inspect`,
-//! `hearth quantize`, `hearth convert` and `hearth compare`.
+//! Inspecting, quantizing, compressing and converting models: the logic behind
+//! `hearth inspect`, `hearth quantize`, `hearth compress`, `hearth convert` and
+//! `hearth compare`.
 //!
 //! This crate reads and writes files (GGUF through hearth-gguf, safetensors
 //! directories) and scores models through hearth-engine's perplexity; it knows nothing
@@ -12,6 +13,7 @@
 
 pub mod codec;
 pub mod compare;
+pub mod compress;
 mod error;
 pub mod facts;
 pub mod hf_dir;
@@ -25,10 +27,13 @@ pub mod memory;
 pub mod merge;
 pub mod recipe;
 pub mod source;
+pub mod svd;
+pub mod sweep;
 mod tokenizer_json;
 pub mod write_gguf;
 
 pub use compare::{compare, CompareConfig, CompareReport};
+pub use compress::{compress, parse_targets, CompressOptions, CompressSummary, RankChoice};
 pub use error::{Error, Result};
 pub use facts::ModelFacts;
 pub use inspect::{inspect, InspectReport};
@@ -36,4 +41,5 @@ pub use license::LicenseVerdict;
 pub use merge::{merge, MergeOptions};
 pub use recipe::Scheme;
 pub use source::{GgufSource, TensorSource};
+pub use sweep::{sweep, SweepPoint, SweepReport};
 pub use write_gguf::{quantize, quantize_for_loading, QuantizeOptions, WriteSummary};

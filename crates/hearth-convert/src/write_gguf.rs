@@ -66,20 +66,13 @@ pub fn quantize(
             )));
         }
     }
-    let provenance = Provenance {
-        operation: opts.operation.clone(),
-        parameters: BTreeMap::from([("type".to_string(), opts.scheme.to_string())]),
-        source_file: src
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        source_sha256: sha256_files(&src.content_files())?,
-        license: license_of(&metadata),
-        tool: "hearth".into(),
-        tool_version: opts.tool_version.clone(),
-        previous: src.provenance()?.map(Box::new),
-    };
+    let provenance = provenance_of(
+        src,
+        &metadata,
+        &opts.operation,
+        BTreeMap::from([("type".to_string(), opts.scheme.to_string())]),
+        &opts.tool_version,
+    )?;
     metadata.retain(|(k, _)| {
         !matches!(
             k.as_str(),
@@ -144,6 +137,31 @@ fn layout_of(src: &dyn TensorSource, metadata: &[(String, Value)]) -> Layout {
         n_layers,
         has_output: src.tensors().iter().any(|t| t.name == "output.weight"),
     }
+}
+
+/// The provenance record of a file written from `src` (whose metadata is `metadata`)
+/// by `operation` with `parameters`: the source's name, hash, licence and own record.
+pub(crate) fn provenance_of(
+    src: &dyn TensorSource,
+    metadata: &[(String, Value)],
+    operation: &str,
+    parameters: BTreeMap<String, String>,
+    tool_version: &str,
+) -> Result<Provenance> {
+    Ok(Provenance {
+        operation: operation.to_string(),
+        parameters,
+        source_file: src
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        source_sha256: sha256_files(&src.content_files())?,
+        license: license_of(metadata),
+        tool: "hearth".into(),
+        tool_version: tool_version.to_string(),
+        previous: src.provenance()?.map(Box::new),
+    })
 }
 
 fn license_of(metadata: &[(String, Value)]) -> Option<String> {

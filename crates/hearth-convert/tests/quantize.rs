@@ -6,11 +6,11 @@ mod common;
 
 use std::path::Path;
 
+use common::{logits, rel_err};
 use hearth_convert::source::GgufSource;
 use hearth_convert::{quantize, ModelFacts, QuantizeOptions, Scheme};
 use hearth_gguf::{GgmlType, GgufFile};
 use hearth_model::tiny::TinySpec;
-use hearth_model::Transformer;
 
 fn opts(scheme: &str) -> QuantizeOptions {
     QuantizeOptions {
@@ -27,21 +27,6 @@ fn run(src: &Path, out: &Path, scheme: &str) -> hearth_convert::WriteSummary {
     let summary = quantize(&s, out, &opts(scheme), &mut |_, _, _, _, _| calls += 1).unwrap();
     assert_eq!(calls, summary.tensors, "progress after every tensor");
     summary
-}
-
-const PROMPT: [u32; 12] = [72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33];
-
-fn logits(path: &Path) -> Vec<f32> {
-    let m = Transformer::open(path).unwrap();
-    let mut cache = m.new_cache();
-    let want: Vec<usize> = (0..PROMPT.len()).collect();
-    m.forward(&PROMPT, &mut cache, &want).unwrap()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-    let den: f32 = a.iter().map(|x| x * x).sum();
-    (num / den).sqrt()
 }
 
 #[test]

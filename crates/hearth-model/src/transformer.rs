@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use half::f16;
 
 use crate::kv_cache::{KvCache, StepKv};
+use crate::linear::{self, Linear};
 use crate::lora::{ModelLora, Proj, RowLoras};
 use crate::{arch, Activation, Error, ModelConfig, QMatrix, Result};
 
@@ -18,17 +19,17 @@ pub const MAX_CHUNK: usize = 512;
 
 struct Block {
     attn_norm: Vec<f32>,
-    wq: QMatrix,
-    wk: QMatrix,
-    wv: QMatrix,
-    wo: QMatrix,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    gate: QMatrix,
-    up: QMatrix,
-    down: QMatrix,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     post_ffn_norm: Option<Vec<f32>>,
 }
 
@@ -65,6 +66,11 @@ impl Loader<'_> {
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
         let info = self.file.tensor(name).ok_or_else(|| self.missing(name))?;
         QMatrix::new(self.file, info, rows, cols)
+    }
+
+    /// A block's projection: dense, or the low-rank pair that replaces it.
+    fn linear(&self, name: &str, rows: usize, cols: usize) -> Result<Linear> {
+        Linear::load(self.file, name, rows, cols)
     }
 
     /// A small vector (norm weights), dequantized once: these are a few KB.
@@ -111,17 +117,17 @@ impl Transformer {
             };
             blocks.push(Block {
                 attn_norm: ld.vector(&n("attn_norm"), d)?,
-                wq: ld.matrix(&n("attn_q"), q, d)?,
-                wk: ld.matrix(&n("attn_k"), kv, d)?,
-                wv: ld.matrix(&n("attn_v"), kv, d)?,
-                wo: ld.matrix(&n("attn_output"), d, q)?,
+                wq: ld.linear(&n("attn_q"), q, d)?,
+                wk: ld.linear(&n("attn_k"), kv, d)?,
+                wv: ld.linear(&n("attn_v"), kv, d)?,
+                wo: ld.linear(&n("attn_output"), d, q)?,
                 q_norm: opt("attn_q_norm", hd, config.qk_norm)?,
                 k_norm: opt("attn_k_norm", hd, config.qk_norm)?,
                 post_attn_norm: opt("post_attention_norm", d, config.post_norms)?,
                 ffn_norm: ld.vector(&n("ffn_norm"), d)?,
-                gate: ld.matrix(&n("ffn_gate"), ff, d)?,
-                up: ld.matrix(&n("ffn_up"), ff, d)?,
-                down: ld.matrix(&n("ffn_down"), d, ff)?,
+                gate: ld.linear(&n("ffn_gate"), ff, d)?,
+                up: ld.linear(&n("ffn_up"), ff, d)?,
+                down: ld.linear(&n("ffn_down"), d, ff)?,
                 post_ffn_norm: opt("post_ffw_norm", d, config.post_norms)?,
             });
         }
@@ -316,7 +322,7 @@ impl Transformer {
         norm_rows(x, &blk.ffn_norm, cfg.rms_eps, h);
         let mut g = vec![0.0; n * cfg.ffn_dim];
         let mut u = vec![0.0; n * cfg.ffn_dim];
-        crate::qmatmul::matmul_many(&mut [(&blk.gate, &mut g[..]), (&blk.up, &mut u[..])], h);
+        linear::matmul_many(&mut [(&blk.gate, &mut g[..]), (&blk.up, &mut u[..])], h);
         lora.add(|m| m.proj(l, Proj::Gate), h, &mut g);
         lora.add(|m| m.proj(l, Proj::Up), h, &mut u);
         match cfg.activation {
@@ -363,7 +369,7 @@ impl Transformer {
         let mut q = vec![0.0; n * qd];
         let mut kk = vec![0.0; n * kvd];
         let mut v = vec![0.0; n * kvd];
-        crate::qmatmul::matmul_many(
+        linear::matmul_many(
             &mut [
                 (&blk.wq, &mut q[..]),
                 (&blk.wk, &mut kk[..]),

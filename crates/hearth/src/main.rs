@@ -41,6 +41,9 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Quantize F32/F16/BF16 weights to a GGUF type or mixture (Q8_0, Q4_K_M, ...).
     Quantize(commands::quantize::QuantizeArgs),
+    /// Factor projection matrices into low-rank SVD pairs (hearth-only files), or sweep
+    /// ranks for parameters saved against perplexity lost.
+    Compress(commands::compress::CompressArgs),
     /// Convert GGUF to a Hugging Face style directory (safetensors) and back.
     Convert(commands::convert::ConvertArgs),
     /// Fold a LoRA adapter (PEFT directory or GGUF LoRA) into a GGUF base model.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Data(a) => commands::data::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Quantize(a) => commands::quantize::run(a),
+        Command::Compress(a) => commands::compress::run(a),
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Convert(a) => commands::convert::run(a),

@@ -107,3 +107,138 @@ fn quantize_convert_compare_and_load_time_quantization() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown quantization type `Q7_X`"));
     assert!(!dir.path().join("x.gguf").exists());
 }
+
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(hearth_bin()).args(args).output().unwrap();
+    assert!(!out.status.success(), "hearth {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn compress_writes_a_model_hearth_runs_and_sweeps_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    TinySpec::llama().write(Path::new(&p("f32.gguf"))).unwrap();
+
+    let out = hearth(&[
+        "compress",
+        &p("f32.gguf"),
+        &p("lr.gguf"),
+        "--rank",
+        "32",
+        "--json",
+    ]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["tensors"].as_array().unwrap().len(), 8, "attn by default");
+    assert!(s["params_after"].as_u64().unwrap() < s["params_before"].as_u64().unwrap());
+    let r: serde_json::Value =
+        serde_json::from_slice(&hearth(&["inspect", &p("lr.gguf"), "--json"]).stdout).unwrap();
+    assert_eq!(
+        r["parameters"], s["params_after"],
+        "inspect counts the pairs"
+    );
+    assert_eq!(r["provenance"]["operation"], "compress");
+    assert_eq!(r["provenance"]["parameters"]["rank"], "32");
+    assert_eq!(r["provenance"]["parameters"]["type"], "Q8_0");
+    assert_eq!(
+        generated(&["-m", &p("lr.gguf")]).as_array().unwrap().len(),
+        8
+    );
+
+    // Every factor at full rank in f32: the same greedy tokens as the dense model.
+    let full = [
+        "compress",
+        &p("f32.gguf"),
+        &p("full.gguf"),
+        "--rank",
+        "256",
+        "--force",
+        "--targets",
+        "all",
+        "--type",
+        "f32",
+    ];
+    let msg = String::from_utf8_lossy(&hearth(&full).stdout).into_owned();
+    assert!(msg.contains("llama.cpp cannot load"), "{msg}");
+    assert_eq!(
+        generated(&["-m", &p("full.gguf")]),
+        generated(&["-m", &p("f32.gguf")])
+    );
+
+    // A rank above break-even keeps the matrix dense and says so.
+    let msg = hearth(&[
+        "compress",
+        &p("f32.gguf"),
+        &p("kv.gguf"),
+        "--rank",
+        "96",
+        "--type",
+        "f16",
+    ]);
+    let msg = String::from_utf8_lossy(&msg.stdout);
+    assert!(msg.contains("kept dense"), "{msg}");
+
+    let out = hearth(&[
+        "compress",
+        &p("f32.gguf"),
+        &p("dense.gguf"),
+        "--rank",
+        "32",
+        "--densify",
+    ]);
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(msg.contains("any GGUF runtime loads it"), "{msg}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&hearth(&["inspect", &p("dense.gguf"), "--json"]).stdout).unwrap();
+    assert_eq!(r["provenance"]["parameters"]["densify"], "true");
+    assert_eq!(
+        generated(&["-m", &p("dense.gguf")])
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+
+    let e = fails(&["compress", &p("f32.gguf"), &p("x.gguf"), "--rank", "0"]);
+    assert!(e.contains("rank 0"), "{e}");
+    let e = fails(&[
+        "compress",
+        &p("f32.gguf"),
+        &p("x.gguf"),
+        "--rank",
+        "8",
+        "--targets",
+        "qq",
+    ]);
+    assert!(e.contains("`qq`"), "{e}");
+    let e = fails(&["compress", &p("none.gguf"), &p("x.gguf"), "--rank", "32"]);
+    assert!(e.contains("none.gguf"), "{e}");
+    let e = fails(&["compress", &p("f32.gguf"), &p("x.gguf")]);
+    assert!(e.contains("--rank"), "{e}");
+
+    std::fs::write(
+        p("text.txt"),
+        "It was the best of times, it was the worst of times, it was the age of wisdom, \
+         it was the age of foolishness, it was the epoch of belief, it was the epoch.",
+    )
+    .unwrap();
+    let out = hearth(&[
+        "compress",
+        &p("f32.gguf"),
+        "--sweep",
+        "32,64",
+        "--text",
+        &p("text.txt"),
+        "--ctx",
+        "32",
+        "--plot",
+        &p("sweep.svg"),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert!(points[0]["params_saved_pct"].as_f64() > points[1]["params_saved_pct"].as_f64());
+    let svg = std::fs::read_to_string(p("sweep.svg")).unwrap();
+    assert!(svg.contains("rank 32") && svg.contains("<polyline"));
+}

@@ -5,6 +5,24 @@ use std::path::{Path, PathBuf};
 
 use hearth_model::Transformer;
 
+/// The prompt whose logits tests compare.
+pub const PROMPT: [u32; 12] = [72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33];
+
+/// Logits at every position of [`PROMPT`].
+pub fn logits(path: &Path) -> Vec<f32> {
+    let m = Transformer::open(path).unwrap();
+    let mut cache = m.new_cache();
+    let want: Vec<usize> = (0..PROMPT.len()).collect();
+    m.forward(&PROMPT, &mut cache, &want).unwrap()
+}
+
+/// `|a - b| / |a|` in the Euclidean norm.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let den: f32 = a.iter().map(|x| x * x).sum();
+    (num / den).sqrt()
+}
+
 /// A cached real model, or `None` with a loud message.
 pub fn real(name: &str) -> Option<PathBuf> {
     let info = hearth_hub::find_model(name)?;

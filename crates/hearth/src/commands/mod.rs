@@ -5,6 +5,7 @@ pub mod bench_context;
 pub mod bench_serve;
 pub mod chat;
 pub mod compare;
+pub mod compress;
 pub mod convert;
 pub mod data;
 pub mod eval;
