@@ -7,6 +7,7 @@ pub mod chat;
 pub mod compare;
 pub mod convert;
 pub mod data;
+pub mod distill;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
