@@ -91,3 +91,23 @@ pub fn prompt_tokens(
 ) -> Result<Vec<u32>> {
     Ok(tok.encode_chat(&tpl.render(messages, true)?)?)
 }
+
+/// Plain text as windows of `seq_len` tokens (the last one may be shorter; one of a
+/// single token is dropped), every token after a window's first a target. The text is
+/// tokenized whole, with the model's BOS token if it adds one.
+pub fn text_windows(tok: &Tokenizer, text: &str, seq_len: usize) -> Result<Vec<Encoded>> {
+    if seq_len < 2 {
+        return Err(Error::Config(format!(
+            "sequence length {seq_len} must be at least 2"
+        )));
+    }
+    let ids = tok.encode(text, true, false)?;
+    Ok(ids
+        .chunks(seq_len)
+        .filter(|w| w.len() >= 2)
+        .map(|w| Encoded {
+            tokens: w.to_vec(),
+            mask: vec![true; w.len()],
+        })
+        .collect())
+}

@@ -44,6 +44,12 @@ pub enum Error {
     /// turn is not a prefix of the whole: assistant tokens cannot be located.
     #[error("the chat template does not render conversations incrementally: {0}")]
     Template(String),
+    /// A distillation teacher and student do not share one vocabulary.
+    #[error("teacher and student vocabularies differ: {what}")]
+    VocabMismatch {
+        /// Both sizes (or the first differing token) and both files.
+        what: String,
+    },
     /// A setting is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),

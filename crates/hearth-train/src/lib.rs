@@ -1,4 +1,5 @@
-//! LoRA supervised fine-tuning on CPU: the logic behind `hearth finetune`.
+//! LoRA supervised fine-tuning and knowledge distillation on CPU: the logic behind
+//! `hearth finetune` and `hearth distill`.
 //!
 //! Records in the common SFT layouts ([`data`]) are rendered with the model's chat
 //! template and tokenized with loss on assistant tokens only ([`encode`]); a frozen
@@ -6,7 +7,9 @@
 //! ([`model`]) that matches hearth-model's inference; LoRA pairs ([`lora`]) train
 //! with AdamW under warm-up and cosine decay ([`optim`]), with gradient accumulation,
 //! validation, checkpoints and resume ([`trainer`]), and are written as PEFT and GGUF
-//! LoRA adapters carrying a provenance record ([`export`]).
+//! LoRA adapters carrying a provenance record ([`export`]). Knowledge distillation
+//! trains a smaller student's own weights against a teacher's cached top-k
+//! distributions ([`distill`]).
 //!
 //! This crate knows nothing of the terminal or HTTP (progress goes through a
 //! callback). Key design choice: the frozen linear layers are a custom autograd op
@@ -17,17 +20,18 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod distill;
 pub mod encode;
 mod error;
 pub mod eval;
 pub mod export;
-mod frozen;
 pub mod lora;
 pub mod model;
 pub mod optim;
 pub mod rng;
 pub mod st;
 pub mod trainer;
+mod weights;
 
 pub use error::{Error, Result};
 pub use lora::{LoraConfig, LoraParams, Target};

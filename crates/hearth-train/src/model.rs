@@ -14,9 +14,9 @@ use candle_core::{DType, Device, Tensor, D};
 use hearth_gguf::GgufFile;
 use hearth_model::{Activation, ModelConfig, RopeStyle};
 
-use crate::frozen::{Frozen, FrozenWeights};
 use crate::lora::{LoraParams, Target};
 use crate::rng::Rng;
+use crate::weights::{Linear, Weights};
 use crate::{Error, Result};
 
 /// Sequences packed into one forward pass.
@@ -53,13 +53,14 @@ pub struct Dropout<'a> {
     pub rng: &'a mut Rng,
 }
 
-/// A frozen base model whose forward pass is differentiable with respect to LoRA
-/// parameters.
+/// A model whose forward pass is differentiable: with respect to LoRA parameters
+/// over frozen weights (fine-tuning), or to its own trainable weights (a
+/// distillation student, see [`crate::distill`]).
 #[derive(Debug)]
 pub struct TrainModel {
     config: ModelConfig,
     file: Arc<GgufFile>,
-    w: FrozenWeights,
+    pub(crate) w: Weights,
     dtype: DType,
 }
 
@@ -79,13 +80,29 @@ impl TrainModel {
                 "training runs in f32 or f64, not {dtype:?}"
             )));
         }
-        let w = FrozenWeights::load(&file, &config, dtype)?;
+        let w = Weights::load(&file, &config, dtype)?;
         Ok(Self {
             config,
             file,
             w,
             dtype,
         })
+    }
+
+    /// A model of `config` over weights built elsewhere; `file` is where its
+    /// tokenizer and metadata come from.
+    pub(crate) fn from_weights(
+        config: ModelConfig,
+        file: Arc<GgufFile>,
+        w: Weights,
+        dtype: DType,
+    ) -> Self {
+        Self {
+            config,
+            file,
+            w,
+            dtype,
+        }
     }
 
     /// The base model's configuration.
@@ -113,17 +130,7 @@ impl TrainModel {
         let rows: Vec<u32> = batch.targets.iter().map(|&(r, _)| r as u32).collect();
         let tgt: Vec<u32> = batch.targets.iter().map(|&(_, t)| t).collect();
         let logits = self.logits_at(batch, &rows, lora, dropout)?;
-        let n = tgt.len();
-        let tgt = Tensor::from_vec(tgt, (n, 1), &Device::Cpu)?;
-        let max = logits.max_keepdim(1)?.detach();
-        let lse = logits
-            .broadcast_sub(&max)?
-            .exp()?
-            .sum_keepdim(1)?
-            .log()?
-            .add(&max)?;
-        let picked = logits.gather(&tgt, 1)?;
-        Ok(lse.sub(&picked)?.sum_all()?)
+        cross_entropy_sum(&logits, &tgt)
     }
 
     /// Logits (`[rows.len(), vocab]`) after the tokens at `rows` of the batch.
@@ -310,7 +317,7 @@ impl TrainModel {
     }
 }
 
-/// Applies a frozen linear layer plus its adapter, if any.
+/// Applies a linear layer plus its adapter, if any.
 struct Lin<'a, 'b> {
     lora: Option<&'a LoraParams>,
     layer: usize,
@@ -318,7 +325,7 @@ struct Lin<'a, 'b> {
 }
 
 impl Lin<'_, '_> {
-    fn apply(&mut self, w: &Frozen, target: Target, x: &Tensor) -> Result<Tensor> {
+    fn apply(&mut self, w: &Linear, target: Target, x: &Tensor) -> Result<Tensor> {
         let y = w.forward(x)?;
         let Some(lora) = self.lora else {
             return Ok(y);
@@ -349,6 +356,23 @@ impl Lin<'_, '_> {
             .affine(lora.config().scale() as f64, 0.0)?;
         Ok(y.add(&delta)?)
     }
+}
+
+/// `log Σ exp` over each row of `x` (`[n, v]` → `[n, 1]`), shifted by the row maximum.
+pub(crate) fn log_sum_exp(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(1)?.detach();
+    Ok(x.broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(1)?
+        .log()?
+        .add(&max)?)
+}
+
+/// Sum over rows of `-log softmax(logits)[target]` (a scalar).
+pub(crate) fn cross_entropy_sum(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let tgt = Tensor::from_slice(targets, (targets.len(), 1), &Device::Cpu)?;
+    let picked = logits.gather(&tgt, 1)?;
+    Ok(log_sum_exp(logits)?.sub(&picked)?.sum_all()?)
 }
 
 /// RMS norm over the last dimension with weight `w`.

@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var};
 
 use crate::encode::Encoded;
 use crate::lora::{LoraConfig, LoraParams};
@@ -102,8 +103,7 @@ pub struct Trainer<'m> {
     pub(crate) cfg: TrainConfig,
     pub(crate) data: Vec<Encoded>,
     pub(crate) progress: Progress,
-    /// The shuffled order of the epoch being read: `(epoch, indices)`.
-    order: Option<(u64, Vec<usize>)>,
+    order: Order,
 }
 
 impl<'m> Trainer<'m> {
@@ -133,6 +133,7 @@ impl<'m> Trainer<'m> {
                 "no training example has an assistant token to learn".into(),
             ));
         }
+        let (cfg_seed, n) = (cfg.seed, data.len());
         let (opt, progress) = match state {
             Some(s) => s,
             None => {
@@ -156,7 +157,7 @@ impl<'m> Trainer<'m> {
             cfg,
             data,
             progress,
-            order: None,
+            order: Order::new(cfg_seed, n),
         })
     }
 
@@ -180,18 +181,6 @@ impl<'m> Trainer<'m> {
         self.progress.step >= self.cfg.steps
     }
 
-    /// Index of the `k`-th example consumed: epoch `k / n` visits a fresh shuffle.
-    fn example_at(&mut self, k: u64) -> usize {
-        let n = self.data.len() as u64;
-        let epoch = k / n;
-        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let mut order: Vec<usize> = (0..self.data.len()).collect();
-            Rng::new(self.cfg.seed, 0x5EED_0000 + epoch).shuffle(&mut order);
-            self.order = Some((epoch, order));
-        }
-        self.order.as_ref().map_or(0, |(_, o)| o[(k % n) as usize])
-    }
-
     /// One optimizer step: `grad_accum` micro-batches of `batch_size` examples.
     pub fn step(&mut self) -> Result<StepReport> {
         let t0 = Instant::now();
@@ -199,7 +188,7 @@ impl<'m> Trainer<'m> {
         for _ in 0..self.cfg.grad_accum {
             let mut b = Packed::default();
             for _ in 0..self.cfg.batch_size {
-                let i = self.example_at(self.progress.consumed);
+                let i = self.order.at(self.progress.consumed);
                 self.progress.consumed += 1;
                 let e = &self.data[i];
                 b.push(&e.tokens, &e.mask);
@@ -207,11 +196,8 @@ impl<'m> Trainer<'m> {
             micro.push(b);
         }
         let n_targets: usize = micro.iter().map(|b| b.targets.len()).sum();
-        let vars = self.lora.named_vars();
-        let mut grads: Vec<Vec<f32>> = vars
-            .iter()
-            .map(|(_, v)| vec![0.0; v.elem_count()])
-            .collect();
+        let vars: Vec<&Var> = self.lora.named_vars().into_iter().map(|(_, v)| v).collect();
+        let mut grads = zero_grads(&vars);
         let mut loss_sum = 0f64;
         let mut rng = Rng(self.progress.dropout_rng);
         let p = self.lora.config().dropout;
@@ -220,32 +206,11 @@ impl<'m> Trainer<'m> {
             let loss = self.model.loss_sum(b, Some(&self.lora), Some(dropout))?;
             loss_sum += loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
             let scaled = loss.affine(1.0 / n_targets.max(1) as f64, 0.0)?;
-            let g = scaled.backward()?;
-            for ((_, v), acc) in vars.iter().zip(grads.iter_mut()) {
-                if let Some(gv) = g.get(v) {
-                    let gv = gv
-                        .to_dtype(candle_core::DType::F32)?
-                        .flatten_all()?
-                        .to_vec1::<f32>()?;
-                    acc.iter_mut().zip(gv).for_each(|(a, b)| *a += b);
-                }
-            }
+            accumulate(&scaled.backward()?, &vars, &mut grads)?;
         }
         self.progress.dropout_rng = rng.0;
         let lr = self.cfg.optim.lr * lr_factor(self.progress.step, self.cfg.warmup, self.cfg.steps);
-        let mut params = vars
-            .iter()
-            .map(|(_, v)| {
-                Ok(v.to_dtype(candle_core::DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let grad_norm = self.opt.step(&mut params, &mut grads, lr);
-        for ((_, v), p) in vars.iter().zip(params) {
-            let t = Tensor::from_vec(p, v.shape(), &Device::Cpu)?.to_dtype(v.dtype())?;
-            v.set(&t)?;
-        }
+        let grad_norm = update(&mut self.opt, &vars, &mut grads, lr)?;
         self.progress.step += 1;
         Ok(StepReport {
             step: self.progress.step,
@@ -261,6 +226,82 @@ impl<'m> Trainer<'m> {
     pub fn eval_loss(&self, data: &[Encoded]) -> Result<f32> {
         eval_loss(self.model, Some(&self.lora), data, self.cfg.batch_size)
     }
+}
+
+/// The order examples are read in: epoch `k / n` of the `k`-th example consumed
+/// visits a fresh shuffle, a pure function of the seed.
+#[derive(Debug, Clone)]
+pub(crate) struct Order {
+    seed: u64,
+    n: usize,
+    /// The shuffled order of the epoch being read: `(epoch, indices)`.
+    epoch: Option<(u64, Vec<usize>)>,
+}
+
+impl Order {
+    /// The order of `n` examples under `seed`.
+    pub fn new(seed: u64, n: usize) -> Self {
+        Self {
+            seed,
+            n,
+            epoch: None,
+        }
+    }
+
+    /// Index of the `k`-th example consumed.
+    pub fn at(&mut self, k: u64) -> usize {
+        let n = self.n.max(1) as u64;
+        let epoch = k / n;
+        if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let mut order: Vec<usize> = (0..self.n).collect();
+            Rng::new(self.seed, 0x5EED_0000 + epoch).shuffle(&mut order);
+            self.epoch = Some((epoch, order));
+        }
+        self.epoch.as_ref().map_or(0, |(_, o)| o[(k % n) as usize])
+    }
+}
+
+/// A zero gradient buffer per variable.
+pub(crate) fn zero_grads(vars: &[&Var]) -> Vec<Vec<f32>> {
+    vars.iter().map(|v| vec![0.0; v.elem_count()]).collect()
+}
+
+/// Adds the gradients of `vars` in `g` to `acc` (one buffer per variable).
+pub(crate) fn accumulate(g: &GradStore, vars: &[&Var], acc: &mut [Vec<f32>]) -> Result<()> {
+    for (v, acc) in vars.iter().zip(acc.iter_mut()) {
+        if let Some(gv) = g.get(v) {
+            let gv = gv
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            acc.iter_mut().zip(gv).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(())
+}
+
+/// One AdamW update of `vars` with `grads` (clipped in place) at learning rate `lr`;
+/// returns the gradient norm before clipping.
+pub(crate) fn update(
+    opt: &mut AdamW,
+    vars: &[&Var],
+    grads: &mut [Vec<f32>],
+    lr: f64,
+) -> Result<f64> {
+    let mut params = vars
+        .iter()
+        .map(|v| {
+            Ok(v.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let norm = opt.step(&mut params, grads, lr);
+    for (v, p) in vars.iter().zip(params) {
+        let t = Tensor::from_vec(p, v.shape(), &Device::Cpu)?.to_dtype(v.dtype())?;
+        v.set(&t)?;
+    }
+    Ok(norm)
 }
 
 /// Mean cross-entropy per assistant token of `data` under `lora` (none: the base

@@ -52,6 +52,8 @@ enum Command {
     Compare(commands::compare::CompareArgs),
     /// Fine-tune a LoRA adapter on chat/instruction data (PEFT and GGUF LoRA output).
     Finetune(commands::finetune::FinetuneArgs),
+    /// Distill a smaller student from a teacher (KL on cached top-k logits + hard labels).
+    Distill(commands::distill::DistillArgs),
     /// Score a model (or a server) on a question set: accuracy and answer latency p50/p95.
     Eval(commands::eval::EvalArgs),
     /// Run attack suites against an OpenAI-compatible server and report compliance and leaks.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Compress(a) => commands::compress::run(a),
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Distill(a) => commands::distill::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Compare(a) => commands::compare::run(a),

@@ -28,3 +28,22 @@ pub fn real(name: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Central finite difference `(f(x + h) - f(x - h)) / 2h` of `loss` in element `j` of
+/// `var` (an f64 variable), which is restored afterwards.
+pub fn central_difference(var: &candle_core::Var, j: usize, h: f64, loss: impl Fn() -> f64) -> f64 {
+    let set = |v: &[f64]| {
+        let t = candle_core::Tensor::from_slice(v, var.shape(), var.device()).unwrap();
+        var.set(&t).unwrap();
+    };
+    let orig = var.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let mut p = orig.clone();
+    p[j] += h;
+    set(&p);
+    let up = loss();
+    p[j] -= 2.0 * h;
+    set(&p);
+    let down = loss();
+    set(&orig);
+    (up - down) / (2.0 * h)
+}

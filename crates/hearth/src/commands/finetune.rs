@@ -89,7 +89,8 @@ pub struct FinetuneArgs {
     pub json: bool,
 }
 
-fn load_set(
+/// Reads and encodes an SFT data set (shared with `hearth distill`).
+pub(crate) fn load_set(
     path: &Path,
     tok: &Tokenizer,
     tpl: &ChatTemplate,
@@ -115,7 +116,8 @@ fn load_set(
     Ok(out)
 }
 
-fn bar(steps: usize, at: usize) -> ProgressBar {
+/// A progress bar over optimizer steps (shared with `hearth distill`).
+pub(crate) fn bar(steps: usize, at: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  {elapsed} (eta {eta})")

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod compress;
 pub mod convert;
 pub mod data;
+pub mod distill;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
