@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hearth_guard::{Anonymizer, Operator, Scanner};
+use hearth_guard::{Anonymizer, Operator, PiiKind, Scanner};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -33,6 +33,13 @@ impl PiiRedactor {
             scanner: Scanner::new(),
             anonymizer: Anonymizer::new(operator),
         })
+    }
+
+    /// Looks for `kinds` only (default: [`PiiKind::DEFAULT`]; [`PiiKind::ALL`] adds
+    /// person names and street addresses).
+    pub fn with_kinds(mut self, kinds: &[PiiKind]) -> PiiRedactor {
+        self.scanner = Scanner::with_kinds(kinds);
+        self
     }
 }
 

@@ -109,6 +109,10 @@ pub enum StageConfig {
         /// The operator.
         #[serde(default = "default_operator")]
         operator: String,
+        /// PII kinds to look for: labels, `default` or `all` (comma-separated; default
+        /// `default`, i.e. no names or addresses).
+        #[serde(default)]
+        kinds: Option<String>,
     },
     /// Perplexity filter (needs a scorer from the caller).
     Perplexity {
@@ -291,7 +295,7 @@ impl Pipeline {
                     let classifier = DomainClassifier::new(&cfg)?;
                     stages.push(Box::new(DomainStage { classifier }));
                 }
-                StageConfig::Redact { operator } => {
+                StageConfig::Redact { operator, kinds } => {
                     let op = match operator.as_str() {
                         "placeholder" => hearth_guard::Operator::Placeholder,
                         "mask" => hearth_guard::Operator::Mask {
@@ -305,7 +309,16 @@ impl Pipeline {
                             })
                         }
                     };
-                    stages.push(Box::new(PiiRedactor::new(op)?));
+                    let kinds = match kinds {
+                        Some(list) => hearth_guard::PiiKind::parse_list(list).map_err(|what| {
+                            Error::Param {
+                                name: "kinds",
+                                what,
+                            }
+                        })?,
+                        None => hearth_guard::PiiKind::DEFAULT.to_vec(),
+                    };
+                    stages.push(Box::new(PiiRedactor::new(op)?.with_kinds(&kinds)));
                 }
                 StageConfig::Perplexity { max_ppl, field } => {
                     let scorer = scorer.ok_or(Error::Param {

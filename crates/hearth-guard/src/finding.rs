@@ -27,11 +27,34 @@ pub enum PiiKind {
     Secret,
     /// A URL that carries a user name and password (`scheme://user:pass@host`).
     UrlCredentials,
+    /// A person's name: English (given-name dictionary, capitalisation, titles and cues)
+    /// or Chinese (surname list and a cue such as 我叫 or 先生). Not in the default set.
+    Person,
+    /// A street address: US style (number, street, USPS suffix, unit, city, state, ZIP)
+    /// or mainland Chinese (province … 路/街 … 号). Not in the default set.
+    Address,
 }
 
 impl PiiKind {
     /// Every kind, in declaration order.
-    pub const ALL: [PiiKind; 9] = [
+    pub const ALL: [PiiKind; 11] = [
+        PiiKind::Email,
+        PiiKind::Phone,
+        PiiKind::CnResidentId,
+        PiiKind::CreditCard,
+        PiiKind::Ipv4,
+        PiiKind::Ipv6,
+        PiiKind::Iban,
+        PiiKind::Secret,
+        PiiKind::UrlCredentials,
+        PiiKind::Person,
+        PiiKind::Address,
+    ];
+
+    /// The kinds a [`Scanner::new`](crate::Scanner::new) looks for: every kind found by
+    /// a checksum or a strict pattern. Names and addresses, found by dictionaries and
+    /// context with lower precision, are opt-in ([`Scanner::with_kinds`](crate::Scanner::with_kinds)).
+    pub const DEFAULT: [PiiKind; 9] = [
         PiiKind::Email,
         PiiKind::Phone,
         PiiKind::CnResidentId,
@@ -55,6 +78,8 @@ impl PiiKind {
             PiiKind::Iban => "IBAN",
             PiiKind::Secret => "SECRET",
             PiiKind::UrlCredentials => "URL_CREDENTIALS",
+            PiiKind::Person => "PERSON",
+            PiiKind::Address => "ADDRESS",
         }
     }
 
@@ -63,6 +88,39 @@ impl PiiKind {
         PiiKind::ALL
             .into_iter()
             .find(|k| k.label().eq_ignore_ascii_case(label))
+    }
+
+    /// Parses a comma-separated selection: labels (`EMAIL,PERSON`), `default` (the
+    /// [`DEFAULT`](Self::DEFAULT) kinds) and `all`, in any mix. The error names the
+    /// first word that is none of these.
+    pub fn parse_list(list: &str) -> Result<Vec<PiiKind>, String> {
+        let mut kinds = Vec::new();
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let one;
+            let more: &[PiiKind] = match word.to_ascii_lowercase().as_str() {
+                "all" => &PiiKind::ALL,
+                "default" => &PiiKind::DEFAULT,
+                _ => {
+                    one = PiiKind::from_label(word).ok_or_else(|| {
+                        let labels: Vec<&str> = PiiKind::ALL.iter().map(|k| k.label()).collect();
+                        format!(
+                            "`{word}` is not a PII kind: use `all`, `default` or some of {}",
+                            labels.join(", ")
+                        )
+                    })?;
+                    std::slice::from_ref(&one)
+                }
+            };
+            for k in more {
+                if !kinds.contains(k) {
+                    kinds.push(*k);
+                }
+            }
+        }
+        if kinds.is_empty() {
+            return Err("no PII kind selected".into());
+        }
+        Ok(kinds)
     }
 }
 

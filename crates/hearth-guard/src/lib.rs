@@ -14,9 +14,12 @@
 //! one file per family; the [`Scanner`] runs them all and keeps, of any overlapping
 //! findings, the longest (then the highest scored).
 //!
-//! Claimed kinds: see [`PiiKind`]. Not claimed: person names, street addresses, passport
-//! numbers and domestic bank account numbers (none has a pattern or checksum that works
-//! honestly without a model or a context dictionary), and generic high-entropy strings
+//! Claimed kinds: see [`PiiKind`]. Person names (English given-name dictionary and
+//! context cues; Chinese surnames and cues) and street addresses (US and mainland Chinese
+//! patterns) are found too but are opt-in ([`Scanner::with_kinds`]), since a dictionary
+//! and capitalisation are weaker evidence than a checksum. Not claimed: names and
+//! addresses in other languages, passport numbers and domestic bank account numbers (no
+//! pattern or checksum works honestly without a model), and generic high-entropy strings
 //! without a known prefix or a `key = value` context.
 //!
 //! # Moderation
@@ -83,6 +86,7 @@
 //! Logs and usage records should carry [`Finding::kind`] and spans, or the redacted text,
 //! never the finding's text.
 
+mod address;
 mod card;
 mod cn_id;
 mod cn_region_table;
@@ -93,6 +97,8 @@ mod iban;
 mod ip;
 pub mod moderation;
 pub mod operators;
+mod person;
+mod person_zh;
 mod phone;
 mod recognizer;
 mod scanner;
@@ -100,6 +106,7 @@ mod secret;
 pub mod stream;
 mod url_cred;
 
+pub use address::AddressRecognizer;
 pub use card::CardRecognizer;
 pub use cn_id::CnResidentIdRecognizer;
 pub use email::EmailRecognizer;
@@ -108,6 +115,7 @@ pub use finding::{Finding, PiiKind};
 pub use iban::IbanRecognizer;
 pub use ip::{Ipv4Recognizer, Ipv6Recognizer};
 pub use operators::{Anonymizer, Operator, Vault};
+pub use person::PersonRecognizer;
 pub use phone::PhoneRecognizer;
 pub use recognizer::Recognizer;
 pub use scanner::Scanner;

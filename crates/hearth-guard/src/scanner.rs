@@ -1,11 +1,13 @@
 //! The [`Scanner`]: every recognizer over a text, overlaps resolved.
 
+use crate::address::AddressRecognizer;
 use crate::card::CardRecognizer;
 use crate::cn_id::CnResidentIdRecognizer;
 use crate::email::EmailRecognizer;
 use crate::finding::{Finding, PiiKind};
 use crate::iban::IbanRecognizer;
 use crate::ip::{Ipv4Recognizer, Ipv6Recognizer};
+use crate::person::PersonRecognizer;
 use crate::phone::PhoneRecognizer;
 use crate::recognizer::Recognizer;
 use crate::secret::SecretRecognizer;
@@ -35,8 +37,15 @@ impl std::fmt::Debug for Scanner {
 }
 
 impl Scanner {
-    /// A scanner with every built-in recognizer and threshold 0.5.
+    /// A scanner with the recognizers of [`PiiKind::DEFAULT`] (every kind but names and
+    /// addresses) and threshold 0.5.
     pub fn new() -> Self {
+        Self::with_kinds(&PiiKind::DEFAULT)
+    }
+
+    /// A scanner with the built-in recognizers that report one of `kinds` (use
+    /// [`PiiKind::ALL`] for names and addresses too) and threshold 0.5.
+    pub fn with_kinds(kinds: &[PiiKind]) -> Self {
         Scanner {
             recognizers: vec![
                 Box::new(UrlCredentialsRecognizer),
@@ -48,9 +57,12 @@ impl Scanner {
                 Box::new(PhoneRecognizer::new()),
                 Box::new(Ipv4Recognizer::new()),
                 Box::new(Ipv6Recognizer),
+                Box::new(PersonRecognizer::new()),
+                Box::new(AddressRecognizer::new()),
             ],
             min_score: 0.5,
         }
+        .only(kinds)
     }
 
     /// A scanner over the given recognizers only.
@@ -166,6 +178,45 @@ mod tests {
                 f(PiiKind::Ipv4, 20, 28, 0.9)
             ]
         );
+    }
+
+    #[test]
+    fn names_and_addresses_are_opt_in() {
+        let text = "Ask Danielle Rodriguez at 1224 Diane Rue Suite 757, mail a@b.com";
+        assert_eq!(kinds(text), [(PiiKind::Email, "a@b.com")]);
+        let all: Vec<_> = Scanner::with_kinds(&PiiKind::ALL)
+            .scan(text)
+            .into_iter()
+            .map(|f| (f.kind, &text[f.span]))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (PiiKind::Person, "Danielle Rodriguez"),
+                (PiiKind::Address, "1224 Diane Rue Suite 757"),
+                (PiiKind::Email, "a@b.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_kind_lists() {
+        assert_eq!(
+            PiiKind::parse_list("all").unwrap().len(),
+            PiiKind::ALL.len()
+        );
+        assert_eq!(
+            PiiKind::parse_list("default, person").unwrap().len(),
+            PiiKind::DEFAULT.len() + 1
+        );
+        assert_eq!(
+            PiiKind::parse_list("email,EMAIL").unwrap(),
+            [PiiKind::Email]
+        );
+        assert!(PiiKind::parse_list("names")
+            .unwrap_err()
+            .contains("`names`"));
+        assert!(PiiKind::parse_list("").is_err());
     }
 
     #[test]

@@ -14,6 +14,10 @@ const PER_KIND: &str = "200";
 /// Kinds with a check digit, held to the bar.
 const CHECKSUMMED: [&str; 3] = ["CN_RESIDENT_ID", "CREDIT_CARD", "IBAN"];
 
+/// Dictionary- and pattern-based kinds, with bars a little below what they measured
+/// (docs/GUARD.md): (kind, precision, recall).
+const CONTEXTUAL: [(&str, f64, f64); 2] = [("PERSON", 0.95, 0.55), ("ADDRESS", 0.98, 0.97)];
+
 fn python_with_faker() -> Option<&'static str> {
     let has_faker = || {
         Command::new("python3")
@@ -68,7 +72,7 @@ fn faker_precision_recall_per_kind() {
     assert!(status.success(), "the generator failed");
     let data = std::fs::read_to_string(&out).unwrap();
 
-    let scanner = Scanner::new();
+    let scanner = Scanner::with_kinds(&PiiKind::ALL);
     let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
     let mut by_kind_locale: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let mut misses: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -175,6 +179,13 @@ fn faker_precision_recall_per_kind() {
             c.precision()
         );
         assert!(c.recall() >= 0.95, "{kind} recall {:.3}", c.recall());
+    }
+    for (kind, p, r) in CONTEXTUAL {
+        let c = by_kind
+            .get(kind)
+            .unwrap_or_else(|| panic!("no {kind} in the set"));
+        assert!(c.precision() >= p, "{kind} precision {:.3}", c.precision());
+        assert!(c.recall() >= r, "{kind} recall {:.3}", c.recall());
     }
     assert!(PiiKind::from_label("CN_RESIDENT_ID").is_some());
 }

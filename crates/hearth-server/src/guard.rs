@@ -106,8 +106,15 @@ pub struct Guard {
 
 impl Default for Guard {
     fn default() -> Self {
+        Guard::with_kinds(&hearth_guard::PiiKind::DEFAULT)
+    }
+}
+
+impl Guard {
+    /// A guard whose scanner looks for `kinds` only.
+    pub fn with_kinds(kinds: &[hearth_guard::PiiKind]) -> Self {
         Guard {
-            scanner: Arc::new(Scanner::new()),
+            scanner: Arc::new(Scanner::with_kinds(kinds)),
             moderator: Arc::new(Moderator::builtin()),
             inputs_blocked: AtomicU64::new(0),
             inputs_redacted: AtomicU64::new(0),

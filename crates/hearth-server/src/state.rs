@@ -111,6 +111,9 @@ pub struct ServerOptions {
     pub default_max_tokens: Option<usize>,
     /// Sampling temperature when a request sets none (OpenAI's default: 1.0).
     pub default_temperature: f32,
+    /// The PII kinds the input and output policies look for (default: every kind but
+    /// person names and street addresses).
+    pub pii_kinds: Vec<hearth_guard::PiiKind>,
 }
 
 impl Default for ServerOptions {
@@ -121,6 +124,7 @@ impl Default for ServerOptions {
             moderation_judge: false,
             default_max_tokens: None,
             default_temperature: 1.0,
+            pii_kinds: hearth_guard::PiiKind::DEFAULT.to_vec(),
         }
     }
 }
@@ -146,11 +150,12 @@ impl AppState {
     pub fn new(auth: Auth, options: ServerOptions) -> Arc<AppState> {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
+        let guard = Guard::with_kinds(&options.pii_kinds);
         Arc::new(AppState {
             model: OnceLock::new(),
             auth,
             options,
-            guard: Guard::default(),
+            guard,
             draining: AtomicBool::new(false),
             next_id: AtomicU64::new(u64::from_le_bytes(seed) >> 16),
             responses: Mutex::new(BTreeMap::new()),

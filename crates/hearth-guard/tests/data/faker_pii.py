@@ -3,7 +3,10 @@
 Spans are UTF-8 byte offsets. Values come from the PyPI package Faker with a fixed seed,
 embedded in varied English and Chinese sentences; hard negatives (order numbers, dates,
 times, versions, numbers failing their checksums, valid numbers inside longer digit runs,
-IPs with an octet of 256) carry no labels. Usage: python3 faker_pii.py OUT.jsonl [N]
+IPs with an octet of 256, capitalised common words, street names without a number, company
+names) carry no labels. PERSON and ADDRESS values come from Faker's en_US and zh_CN name
+and address providers; Faker's en_US given names are nearly all in the census list the
+recognizer uses (see hearth-guard's person.rs), so en_US name recall here is optimistic. Usage: python3 faker_pii.py OUT.jsonl [N]
 """
 import json
 import random
@@ -29,6 +32,11 @@ CONTEXT = {
     "IBAN": ["IBAN: {}", "Please transfer to {} before the 5th.", "收款账户（IBAN）{}"],
     "IPV4": ["Login from {} was blocked.", "服务器地址 {}", "ping {} failed"],
     "IPV6": ["Login from {} was blocked.", "服务器地址 {}", "route via {} now"],
+    "PERSON": ["My name is {}.", "Dr. {} will see you now.", "Ask {} about the invoice.",
+               "{} signed the form yesterday.", "Dear {},", "我叫{}，请多关照。", "姓名：{}",
+               "联系人：{} 电话请见附件", "请{}先生到前台。", "收件人：{}"],
+    "ADDRESS": ["Ship it to {}.", "收货地址：{}", "Our office: {}", "He moved to {} last May.",
+                "地址是{}，请寄到这里。", "Return address {}"],
 }
 
 
@@ -74,6 +82,13 @@ def positives():
         }
         if loc == "zh_CN":
             gens["CN_RESIDENT_ID"] = f.ssn
+            # zh_CN: Faker's name() is surname + given name, no titles.
+            gens["PERSON"] = f.name
+        else:
+            # en_US: given and family name; titles and suffixes (Dr., Jr.) are context,
+            # not name (as in Presidio's labels).
+            gens["PERSON"] = lambda f=f: f"{f.first_name()} {f.last_name()}"
+        gens["ADDRESS"] = f.address
         for kind, gen in gens.items():
             for _ in range(N):
                 out.append((loc, embed(kind, gen())))
@@ -100,7 +115,7 @@ def negatives(f):
     ibans = [Faker("de_DE").iban() for _ in range(50)]
     out = []
     for _ in range(N):
-        choice = rng.randrange(12)
+        choice = rng.randrange(16)
         if choice == 0:
             text = f"Order #{rng.randint(10**9, 10**16)} shipped."
         elif choice == 1:
@@ -133,8 +148,24 @@ def negatives(f):
             text = "bad ip " + ".".join(map(str, o))
         elif choice == 10:
             text = f"Total: {rng.randint(1, 999)},{rng.randint(100, 999)},{rng.randint(100, 999)}.{rng.randint(10, 99)} USD"
-        else:
+        elif choice == 11:
             text = f"Timestamp {f.date()}T{f.time()}Z, invoice {rng.randint(10**6, 10**9)}"
+        elif choice == 12:
+            # Capitalised common words, some of them also given names.
+            text = rng.choice(["Will you come? May I join?", "The Grand Hotel Opens In June",
+                               "Hope Springs Eternal, they said.", "Grace Under Fire is a show.",
+                               "Mark the date: Summer Sale starts Monday.", "Happy New Year!"])
+        elif choice == 13:
+            # Street-like phrases without a house number, and streets in prose.
+            text = rng.choice([f"Take {f.street_name()} towards the river.",
+                               "Main Street and Park Avenue are closed.",
+                               f"Turn left on {f.street_name()}.", "我们沿着中山路走到人民广场。",
+                               "北京市的道路很宽。"])
+        elif choice == 14:
+            # Company names built from surnames.
+            text = f"{f.company()} filed its report; {Faker('zh_CN').company()}发布了公告。"
+        else:
+            text = f"Chapter {rng.randint(1, 20)} covers {rng.randint(2, 99)} pages of notes."
         out.append(("neg", (text, [])))
     return out
 

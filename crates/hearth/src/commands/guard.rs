@@ -5,7 +5,16 @@ use std::io::{BufRead, BufReader, Write};
 
 use anyhow::Context;
 use hearth_guard::moderation::{Moderator, TermList};
-use hearth_guard::{Anonymizer, Finding, Operator, Scanner};
+use hearth_guard::{Anonymizer, Finding, Operator, PiiKind, Scanner};
+
+/// A `--kinds` selection of PII kinds.
+#[derive(Debug, Clone)]
+pub struct KindList(pub Vec<PiiKind>);
+
+/// Parses a `--kinds` value (see [`PiiKind::parse_list`]) for clap.
+pub fn parse_kinds(list: &str) -> Result<KindList, String> {
+    PiiKind::parse_list(list).map(KindList)
+}
 
 /// Flags of `hearth guard`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +48,10 @@ pub struct ScanArgs {
     /// offsets within the line; lines count from 1).
     #[arg(long)]
     pub json: bool,
+    /// The kinds to look for: labels (`EMAIL,PERSON,ADDRESS`), `default` (every kind but
+    /// names and addresses) or `all`, comma-separated.
+    #[arg(long, default_value = "default", value_parser = parse_kinds)]
+    pub kinds: KindList,
 }
 
 /// Flags of `hearth guard moderate`.
@@ -77,6 +90,10 @@ pub struct RedactArgs {
     /// The key for `--operator hash`.
     #[arg(long, env = "HEARTH_GUARD_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// The kinds to look for: labels (`EMAIL,PERSON,ADDRESS`), `default` (every kind but
+    /// names and addresses) or `all`, comma-separated.
+    #[arg(long, default_value = "default", value_parser = parse_kinds)]
+    pub kinds: KindList,
 }
 
 pub fn run(args: &GuardArgs) -> anyhow::Result<()> {
@@ -172,7 +189,7 @@ fn moderate(args: &ModerateArgs) -> anyhow::Result<()> {
 }
 
 fn scan(args: &ScanArgs) -> anyhow::Result<()> {
-    let scanner = Scanner::new();
+    let scanner = Scanner::with_kinds(&args.kinds.0);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for_each_line(&args.file, |number, line, _| {
         for f in scanner.scan(line) {
@@ -229,7 +246,7 @@ fn redact(args: &RedactArgs) -> anyhow::Result<()> {
             anyhow::bail!("--operator hash needs --key (or HEARTH_GUARD_KEY)")
         }
     };
-    let scanner = Scanner::new();
+    let scanner = Scanner::with_kinds(&args.kinds.0);
     let anonymizer = Anonymizer::new(operator);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for_each_line(&args.file, |number, line, ending| {

@@ -59,6 +59,10 @@ pub struct EvalModerationArgs {
     /// How judge scores merge with term-list scores.
     #[arg(long, value_enum, default_value = "max")]
     pub merge: MergeChoice,
+    /// Score only the samples that have a line in --judge-replies (a subset the judge
+    /// got through), so term lists, judge and merged are compared on the same texts.
+    #[arg(long, requires = "judge_replies")]
+    pub only_judged: bool,
 }
 
 /// The `--merge` choices (see `hearth_guard::moderation::MergeRule`).
@@ -227,7 +231,8 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
             Split::Dev => i % 2 == 0,
             Split::Test => i % 2 == 1,
         };
-        if !keep || line.trim().is_empty() {
+        let judged = replies.as_ref().is_some_and(|r| r.contains_key(&(i + 1)));
+        if !keep || line.trim().is_empty() || (args.only_judged && !judged) {
             continue;
         }
         let row: serde_json::Value = serde_json::from_str(line)
@@ -335,15 +340,21 @@ pub struct EvalPiiArgs {
     /// Print up to this many missed gold values and false hits per type (on stderr).
     #[arg(long, default_value_t = 0)]
     pub misses: usize,
+    /// The kinds to look for: labels (`EMAIL,PERSON`), `default` (all but names and
+    /// addresses) or `all`.
+    #[arg(long, default_value = "all", value_parser = super::guard::parse_kinds)]
+    pub kinds: super::guard::KindList,
 }
 
 /// The dataset's entity types we claim, and our kinds that count as each.
-const PII_TYPES: [(&str, &[PiiKind]); 5] = [
+const PII_TYPES: [(&str, &[PiiKind]); 7] = [
     ("CREDIT_CARD", &[PiiKind::CreditCard]),
     ("EMAIL_ADDRESS", &[PiiKind::Email]),
     ("IBAN_CODE", &[PiiKind::Iban]),
     ("IP_ADDRESS", &[PiiKind::Ipv4, PiiKind::Ipv6]),
     ("PHONE_NUMBER", &[PiiKind::Phone]),
+    ("PERSON", &[PiiKind::Person]),
+    ("STREET_ADDRESS", &[PiiKind::Address]),
 ];
 
 pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
@@ -351,7 +362,7 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: reading", args.data.display()))?;
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text)
         .with_context(|| format!("{}: expected a JSON array", args.data.display()))?;
-    let scanner = Scanner::new();
+    let scanner = Scanner::with_kinds(&args.kinds.0);
     // Per type: exact-span and overlapping-span confusion (tn unused).
     let mut exact: BTreeMap<&str, Confusion> = BTreeMap::new();
     let mut overlap: BTreeMap<&str, Confusion> = BTreeMap::new();
@@ -440,7 +451,10 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
     );
     let mut total_e = Confusion::default();
     let mut total_o = Confusion::default();
-    for (name, _) in PII_TYPES {
+    for (name, kinds) in PII_TYPES {
+        if !kinds.iter().any(|k| args.kinds.0.contains(k)) {
+            continue;
+        }
         let e = exact.get(name).copied().unwrap_or_default();
         let o = overlap.get(name).copied().unwrap_or_default();
         println!(

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// In /v1/moderations, ask the served model for a second opinion (Llama Guard style).
     #[arg(long)]
     pub moderation_judge: bool,
+    /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
+    /// `default` (every kind but names and addresses) or `all`, comma-separated.
+    #[arg(long, default_value = "default", value_parser = super::guard::parse_kinds)]
+    pub pii_kinds: super::guard::KindList,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace: u64,
@@ -160,6 +164,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             moderation_judge: args.moderation_judge,
             default_max_tokens: args.default_max_tokens,
             default_temperature: args.default_temperature,
+            pii_kinds: args.pii_kinds.0.clone(),
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -69,6 +69,10 @@ pub struct RedactArgs {
     /// The HMAC key for `--operator hash`.
     #[arg(long, env = "HEARTH_GUARD_KEY")]
     pub key: Option<String>,
+    /// The PII kinds to redact: labels (`EMAIL,PERSON,ADDRESS`), `default` (every kind
+    /// but names and addresses) or `all`, comma-separated.
+    #[arg(long, default_value = "default", value_parser = crate::commands::guard::parse_kinds)]
+    pub kinds: crate::commands::guard::KindList,
 }
 
 /// Redaction operators usable in data runs.
@@ -193,7 +197,7 @@ pub fn redact(a: &RedactArgs) -> anyhow::Result<()> {
             }
         }
     };
-    run(&a.io, &PiiRedactor::new(operator)?)
+    run(&a.io, &PiiRedactor::new(operator)?.with_kinds(&a.kinds.0))
 }
 
 fn run(io: &IoArgs, stage: &dyn Stage) -> anyhow::Result<()> {

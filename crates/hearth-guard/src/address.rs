@@ -1,0 +1,585 @@
+//! Street addresses: US style (house number, street name, USPS street suffix, optional
+//! unit, city, state and ZIP; P.O. boxes and military APO/FPO/DPO addresses) and mainland Chinese
+//! (province, then city/district text, a street ending in 路/街/道/巷, a number with
+//! 号/座/栋, optional unit and room, optional postcode).
+//!
+//! Patterns only, with explicit boundary checks; no gazetteer of street names. A US
+//! address needs its suffix from USPS Publication 28, Appendix C1 (the full list below),
+//! and one without a unit or city line whose number looks like a year scores below the
+//! default threshold. A Chinese address needs one of the 34 province-level names at its
+//! start and a building number: "建国路" alone is not an address.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::finding::{Finding, PiiKind};
+use crate::recognizer::{stands_alone, Recognizer};
+
+/// USPS street suffixes (Publication 28, Appendix C1): primary names and standard
+/// abbreviations, in title case.
+const STREET_SUFFIXES: &[&str] = &[
+    "Alley",
+    "Aly",
+    "Anex",
+    "Annex",
+    "Anx",
+    "Arcade",
+    "Arc",
+    "Avenue",
+    "Ave",
+    "Av",
+    "Bayou",
+    "Byu",
+    "Beach",
+    "Bch",
+    "Bend",
+    "Bnd",
+    "Bluff",
+    "Blf",
+    "Bluffs",
+    "Blfs",
+    "Bottom",
+    "Btm",
+    "Boulevard",
+    "Blvd",
+    "Branch",
+    "Br",
+    "Bridge",
+    "Brg",
+    "Brook",
+    "Brk",
+    "Brooks",
+    "Brks",
+    "Burg",
+    "Bg",
+    "Burgs",
+    "Bgs",
+    "Bypass",
+    "Byp",
+    "Camp",
+    "Cp",
+    "Canyon",
+    "Cyn",
+    "Cape",
+    "Cpe",
+    "Causeway",
+    "Cswy",
+    "Center",
+    "Ctr",
+    "Centers",
+    "Ctrs",
+    "Circle",
+    "Cir",
+    "Circles",
+    "Cirs",
+    "Cliff",
+    "Clf",
+    "Cliffs",
+    "Clfs",
+    "Club",
+    "Clb",
+    "Common",
+    "Cmn",
+    "Commons",
+    "Cmns",
+    "Corner",
+    "Cor",
+    "Corners",
+    "Cors",
+    "Course",
+    "Crse",
+    "Court",
+    "Ct",
+    "Courts",
+    "Cts",
+    "Cove",
+    "Cv",
+    "Coves",
+    "Cvs",
+    "Creek",
+    "Crk",
+    "Crescent",
+    "Cres",
+    "Crest",
+    "Crst",
+    "Crossing",
+    "Xing",
+    "Crossroad",
+    "Xrd",
+    "Crossroads",
+    "Xrds",
+    "Curve",
+    "Curv",
+    "Dale",
+    "Dl",
+    "Dam",
+    "Dm",
+    "Divide",
+    "Dv",
+    "Drive",
+    "Dr",
+    "Drives",
+    "Drs",
+    "Estate",
+    "Est",
+    "Estates",
+    "Ests",
+    "Expressway",
+    "Expy",
+    "Extension",
+    "Ext",
+    "Extensions",
+    "Exts",
+    "Fall",
+    "Falls",
+    "Fls",
+    "Ferry",
+    "Fry",
+    "Field",
+    "Fld",
+    "Fields",
+    "Flds",
+    "Flat",
+    "Flt",
+    "Flats",
+    "Flts",
+    "Ford",
+    "Frd",
+    "Fords",
+    "Frds",
+    "Forest",
+    "Frst",
+    "Forge",
+    "Frg",
+    "Forges",
+    "Frgs",
+    "Fork",
+    "Frk",
+    "Forks",
+    "Frks",
+    "Fort",
+    "Ft",
+    "Freeway",
+    "Fwy",
+    "Garden",
+    "Gdn",
+    "Gardens",
+    "Gdns",
+    "Gateway",
+    "Gtwy",
+    "Glen",
+    "Gln",
+    "Glens",
+    "Glns",
+    "Green",
+    "Grn",
+    "Greens",
+    "Grns",
+    "Grove",
+    "Grv",
+    "Groves",
+    "Grvs",
+    "Harbor",
+    "Hbr",
+    "Harbors",
+    "Hbrs",
+    "Haven",
+    "Hvn",
+    "Heights",
+    "Hts",
+    "Highway",
+    "Hwy",
+    "Hill",
+    "Hl",
+    "Hills",
+    "Hls",
+    "Hollow",
+    "Holw",
+    "Inlet",
+    "Inlt",
+    "Island",
+    "Is",
+    "Islands",
+    "Iss",
+    "Isle",
+    "Junction",
+    "Jct",
+    "Junctions",
+    "Jcts",
+    "Key",
+    "Ky",
+    "Keys",
+    "Kys",
+    "Knoll",
+    "Knl",
+    "Knolls",
+    "Knls",
+    "Lake",
+    "Lk",
+    "Lakes",
+    "Lks",
+    "Land",
+    "Landing",
+    "Lndg",
+    "Lane",
+    "Ln",
+    "Light",
+    "Lgt",
+    "Lights",
+    "Lgts",
+    "Loaf",
+    "Lf",
+    "Lock",
+    "Lck",
+    "Locks",
+    "Lcks",
+    "Lodge",
+    "Ldg",
+    "Loop",
+    "Mall",
+    "Manor",
+    "Mnr",
+    "Manors",
+    "Mnrs",
+    "Meadow",
+    "Mdw",
+    "Meadows",
+    "Mdws",
+    "Mews",
+    "Mill",
+    "Ml",
+    "Mills",
+    "Mls",
+    "Mission",
+    "Msn",
+    "Motorway",
+    "Mtwy",
+    "Mount",
+    "Mt",
+    "Mountain",
+    "Mtn",
+    "Mountains",
+    "Mtns",
+    "Neck",
+    "Nck",
+    "Orchard",
+    "Orch",
+    "Oval",
+    "Overpass",
+    "Opas",
+    "Park",
+    "Parks",
+    "Parkway",
+    "Pkwy",
+    "Parkways",
+    "Pass",
+    "Passage",
+    "Psge",
+    "Path",
+    "Pike",
+    "Pine",
+    "Pne",
+    "Pines",
+    "Pnes",
+    "Place",
+    "Pl",
+    "Plain",
+    "Pln",
+    "Plains",
+    "Plns",
+    "Plaza",
+    "Plz",
+    "Point",
+    "Pt",
+    "Points",
+    "Pts",
+    "Port",
+    "Prt",
+    "Ports",
+    "Prts",
+    "Prairie",
+    "Pr",
+    "Radial",
+    "Radl",
+    "Ramp",
+    "Ranch",
+    "Rnch",
+    "Rapid",
+    "Rpd",
+    "Rapids",
+    "Rpds",
+    "Rest",
+    "Rst",
+    "Ridge",
+    "Rdg",
+    "Ridges",
+    "Rdgs",
+    "River",
+    "Riv",
+    "Road",
+    "Rd",
+    "Roads",
+    "Rds",
+    "Route",
+    "Rte",
+    "Row",
+    "Rue",
+    "Run",
+    "Shoal",
+    "Shl",
+    "Shoals",
+    "Shls",
+    "Shore",
+    "Shr",
+    "Shores",
+    "Shrs",
+    "Skyway",
+    "Skwy",
+    "Spring",
+    "Spg",
+    "Springs",
+    "Spgs",
+    "Spur",
+    "Spurs",
+    "Square",
+    "Sq",
+    "Squares",
+    "Sqs",
+    "Station",
+    "Sta",
+    "Stravenue",
+    "Stra",
+    "Stream",
+    "Strm",
+    "Street",
+    "St",
+    "Streets",
+    "Sts",
+    "Summit",
+    "Smt",
+    "Terrace",
+    "Ter",
+    "Throughway",
+    "Trwy",
+    "Trace",
+    "Trce",
+    "Track",
+    "Trak",
+    "Trafficway",
+    "Trfy",
+    "Trail",
+    "Trl",
+    "Trailer",
+    "Trlr",
+    "Tunnel",
+    "Tunl",
+    "Turnpike",
+    "Tpke",
+    "Underpass",
+    "Upas",
+    "Union",
+    "Un",
+    "Unions",
+    "Uns",
+    "Valley",
+    "Vly",
+    "Valleys",
+    "Vlys",
+    "Viaduct",
+    "Via",
+    "View",
+    "Vw",
+    "Views",
+    "Vws",
+    "Village",
+    "Vlg",
+    "Villages",
+    "Vlgs",
+    "Ville",
+    "Vl",
+    "Vista",
+    "Vis",
+    "Walk",
+    "Walks",
+    "Wall",
+    "Way",
+    "Wy",
+    "Ways",
+    "Well",
+    "Wl",
+    "Wells",
+    "Wls",
+];
+
+/// US states, DC, territories and the military "states" (AA, AE, AP).
+const STATES: &str = concat!(
+    "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|",
+    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AS|GU|MP|PR|VI|FM|MH|",
+    "PW|AA|AE|AP"
+);
+
+/// Mainland China's province-level divisions (and Hong Kong, Macao, Taiwan).
+const PROVINCES: &str = "北京市|天津市|上海市|重庆市|北京|天津|上海|重庆|河北省|山西省|辽宁省|吉林省|\
+黑龙江省|江苏省|浙江省|安徽省|福建省|江西省|山东省|河南省|湖北省|湖南省|广东省|海南省|四川省|贵州省|\
+云南省|陕西省|甘肃省|青海省|台湾省|内蒙古自治区|广西壮族自治区|西藏自治区|宁夏回族自治区|\
+新疆维吾尔自治区|香港特别行政区|澳门特别行政区";
+
+/// True when `word` is a USPS street suffix (title case or upper case).
+pub(crate) fn is_street_suffix(word: &str) -> bool {
+    STREET_SUFFIXES.contains(&word)
+        || STREET_SUFFIXES.iter().any(|s| {
+            s.len() == word.len()
+                && s.eq_ignore_ascii_case(word)
+                && word.len() > 1
+                && word.bytes().all(|b| b.is_ascii_uppercase())
+        })
+}
+
+struct Patterns {
+    us: Regex,
+    military: Regex,
+    cn: Regex,
+}
+
+fn patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut suffixes: Vec<String> = STREET_SUFFIXES
+            .iter()
+            .flat_map(|s| [s.to_string(), s.to_uppercase()])
+            .collect();
+        suffixes.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        suffixes.dedup();
+        let dir = r"(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)";
+        let word = r"(?:\p{Lu}\p{Ll}+|\p{Lu}{2,}|\d+(?:st|nd|rd|th))";
+        let us = [
+            format!(r"(?P<num>\d{{1,6}}[A-Z]?)[ ]+(?:{dir}\.?[ ]+)?{word}(?:[ ]+{word}){{0,3}}"),
+            format!(r"[ ]+(?:{})\b\.?(?:[ ]+{dir}\b\.?)?", suffixes.join("|")),
+            r"(?P<unit>,?[ ]+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Room|Rm\.?|Floor|Fl\.?|\#)[ ]*\#?[0-9A-Za-z-]{1,6}\b)?".to_string(),
+            format!(r"(?P<city>(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:\p{{Lu}}\p{{Ll}}+[ ]+){{0,2}}\p{{Lu}}\p{{Ll}}+,[ ]+(?:{STATES})[ ]+\d{{5}}(?:-\d{{4}})?\b)?"),
+        ]
+        .concat();
+        let military = r"(?:P\.? ?O\.? Box \d{1,6}\b|(?:Unit \d{4},? Box \d{4}|PSC \d{4},? Box \d{4}|(?:USNS|USS|USNV|USCGC) \p{Lu}\p{Ll}+)(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:DPO|APO|FPO) (?:AA|AE|AP) \d{5}\b)";
+        let num = "[0-9０-９A-Za-z一二三四五六七八九十百零]";
+        let cn = [
+            format!(r"(?:{PROVINCES})\p{{Han}}{{0,14}}?(?:大道|胡同|路|街|道|巷)(?:{num}{{1,5}}(?:号|座|栋|幢|弄))"),
+            format!(r"(?:{num}{{1,4}}(?:号楼|单元|栋|幢|层|楼|室|号)){{0,3}}(?:[ ]?\d{{6}}\b)?"),
+        ]
+        .concat();
+        Patterns {
+            us: Regex::new(&us).expect("the US address pattern is valid"),
+            military: Regex::new(military).expect("the military address pattern is valid"),
+            cn: Regex::new(&cn).expect("the Chinese address pattern is valid"),
+        }
+    })
+}
+
+/// Finds US and Chinese street addresses (see the module docs).
+#[derive(Debug, Default, Clone)]
+pub struct AddressRecognizer;
+
+impl AddressRecognizer {
+    /// A recognizer with the built-in patterns (compiled once per process).
+    pub fn new() -> Self {
+        AddressRecognizer
+    }
+}
+
+impl Recognizer for AddressRecognizer {
+    fn kinds(&self) -> &'static [PiiKind] {
+        &[PiiKind::Address]
+    }
+
+    fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        let p = patterns();
+        let bytes = text.as_bytes();
+        if bytes.iter().any(u8::is_ascii_digit) {
+            for c in p.us.captures_iter(text) {
+                let m = c.get(0).expect("group 0 always matches");
+                if !stands_alone(bytes, m.start(), m.end()) {
+                    continue;
+                }
+                let num = c.name("num").map_or("", |n| n.as_str());
+                let full = c.name("unit").is_some() || c.name("city").is_some();
+                let year_like = num.len() == 4 && (num.starts_with("19") || num.starts_with("20"));
+                let score = match (full, year_like) {
+                    (true, _) => 0.9,
+                    (false, false) => 0.7,
+                    (false, true) => 0.4,
+                };
+                out.push(Finding::new(PiiKind::Address, m.range(), score));
+            }
+            for m in p.military.find_iter(text) {
+                if stands_alone(bytes, m.start(), m.end()) {
+                    out.push(Finding::new(PiiKind::Address, m.range(), 0.9));
+                }
+            }
+        }
+        if bytes.iter().any(|&b| b >= 0xE0) {
+            for m in p.cn.find_iter(text) {
+                out.push(Finding::new(PiiKind::Address, m.range(), 0.85));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        AddressRecognizer.find(text, &mut out);
+        out.into_iter()
+            .filter(|f| f.score >= 0.5)
+            .map(|f| &text[f.span])
+            .collect()
+    }
+
+    #[test]
+    fn us_addresses() {
+        let a = "1224 Diane Rue Suite 757\nWilsonport, MS 45503";
+        assert_eq!(found(&format!("Send it to {a}.")), [a]);
+        assert_eq!(
+            found("at 28921 Johnson Spring today"),
+            ["28921 Johnson Spring"]
+        );
+        assert_eq!(
+            found("1600 Pennsylvania Ave NW, Washington, DC 20500"),
+            ["1600 Pennsylvania Ave NW, Washington, DC 20500"]
+        );
+        assert_eq!(
+            found("PSC 8396, Box 0306\nAPO AE 05131"),
+            ["PSC 8396, Box 0306\nAPO AE 05131"]
+        );
+        assert_eq!(found("385 Gemsbok St"), ["385 Gemsbok St"]);
+        assert_eq!(found("P.O. Box 242, please"), ["P.O. Box 242"]);
+    }
+
+    #[test]
+    fn chinese_addresses() {
+        let a = "上海市海门市房山潜江路w座 937406";
+        assert_eq!(found(&format!("地址：{a}，谢谢")), [a]);
+        assert_eq!(
+            found("北京市朝阳区建国路88号3单元402室"),
+            ["北京市朝阳区建国路88号3单元402室"]
+        );
+    }
+
+    #[test]
+    fn hard_negatives() {
+        for text in [
+            "We walked down Jefferson Street at noon.",
+            "Main Street and Park Avenue",
+            "In 2019 Green Park opened.",
+            "Order 12345 Ships Today",
+            "item 7 of the list",
+            "他住在建国路附近",
+            "北京市的道路很宽",
+            "A123 Main Street",
+        ] {
+            assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Person names: English (a given-name dictionary, capitalisation and context cues) and
+//! Chinese (a surname list, one or two given-name characters and context cues).
+//!
+//! English lists: `data/en_given_names.txt` and `data/en_surnames.txt` come from the PyPI
+//! package `names` 0.3.0 (MIT), i.e. the 1990 US Census name files (public domain);
+//! `data/en_name_words.txt` lists given names that are also common words ("Will", "May",
+//! "Hope"). A run of capitalised words is a name when
+//! - a title (`Mr`, `Ms`, `Dr`, ...) or a cue (`my name is`, `Dear`, `Hi`) comes before it
+//!   (the title is not part of the span), or
+//! - it starts with a known given name: two or more words always, a single word only if
+//!   the given name is not also a common word.
+//!
+//! Runs followed by a company word (`Inc`, `Associates`, ...) or a street suffix, or
+//! preceded by a house number, are not names. Precision comes before recall: a surname
+//! alone, a name in lower case, or a foreign given name without a cue is missed.
+//!
+//! Chinese: the common surnames of the Hundred Family Surnames (a public-domain classic;
+//! characters that are mostly function words, such as 和 or 时, left out) and one or two
+//! given-name characters, only after a cue (我叫, 姓名：, 联系人：, ...) or before a form
+//! of address (先生, 女士, 小姐, 老师, 同学).
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::finding::{Finding, PiiKind};
+use crate::recognizer::Recognizer;
+
+const GIVEN: &str = include_str!("../data/en_given_names.txt");
+const SURNAMES: &str = include_str!("../data/en_surnames.txt");
+const NAME_WORDS: &str = include_str!("../data/en_name_words.txt");
+
+/// Titles before a name (without a trailing dot).
+const TITLES: &[&str] = &[
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Miss",
+    "Mx",
+    "Dr",
+    "Prof",
+    "Professor",
+    "Sir",
+    "Dame",
+    "Madam",
+    "Mister",
+    "Lady",
+    "Lord",
+    "Rev",
+    "Capt",
+    "Sgt",
+];
+
+/// Lower-case phrases that introduce a name right after them, and whether any
+/// capitalised word may follow (`true`) or only a known given name (`false`).
+const CUES: &[(&str, bool)] = &[
+    ("my name is", true),
+    ("name is", true),
+    ("name:", true),
+    ("dear", true),
+    ("hi", true),
+    ("hello", true),
+    ("signed", true),
+    ("regards,", true),
+    ("named", false),
+    ("called", false),
+    ("thanks", false),
+    ("thank you", false),
+    ("contact", false),
+    ("i'm", false),
+    ("i am", false),
+    ("this is", false),
+];
+
+/// Capitalised words that never belong to a name run.
+const BREAKERS: &[&str] = &[
+    "The",
+    "A",
+    "An",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "In",
+    "On",
+    "At",
+    "Of",
+    "For",
+    "And",
+    "But",
+    "Or",
+    "If",
+    "When",
+    "My",
+    "Your",
+    "Our",
+    "His",
+    "Her",
+    "Their",
+    "We",
+    "You",
+    "He",
+    "She",
+    "It",
+    "They",
+    "I",
+    "Is",
+    "Are",
+    "Was",
+    "To",
+    "From",
+    "With",
+    "By",
+    "As",
+    "Not",
+    "No",
+    "Yes",
+    "Please",
+    "Hi",
+    "Hello",
+    "Dear",
+    "Thanks",
+    "Team",
+    "All",
+    "Everyone",
+    "There",
+    "Here",
+    "January",
+    "February",
+    "March",
+    "April",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "North",
+    "South",
+    "East",
+    "West",
+    "New",
+    "Saint",
+    "St",
+    "Mount",
+    "Lake",
+    "Port",
+    "Fort",
+    "Bank",
+    "Street",
+    "Road",
+    "Avenue",
+    "God",
+    "Lord",
+    "Jesus",
+    "Christ",
+    "Apt",
+    "Suite",
+    "Unit",
+    "Box",
+];
+
+/// Words after a run that make it an organisation, not a person.
+const ORG_WORDS: &[&str] = &[
+    "Inc",
+    "LLC",
+    "Ltd",
+    "Corp",
+    "Corporation",
+    "Company",
+    "Co",
+    "Group",
+    "Associates",
+    "Partners",
+    "Foundation",
+    "University",
+    "College",
+    "School",
+    "Bank",
+    "Hospital",
+    "Institute",
+    "Industries",
+    "Holdings",
+    "Capital",
+    "Technologies",
+    "Systems",
+    "Solutions",
+    "Services",
+    "Center",
+    "Centre",
+    "Museum",
+    "Library",
+    "Church",
+    "Hall",
+    "Park",
+    "Award",
+    "Prize",
+    "Act",
+    "Law",
+    "Foods",
+    "Motors",
+    "Airlines",
+    "Media",
+    "Studios",
+    "Records",
+    "Press",
+    "Club",
+];
+
+struct EnLists {
+    given: HashSet<&'static str>,
+    surnames: HashSet<&'static str>,
+    words: HashSet<&'static str>,
+    token: Regex,
+}
+
+fn list(text: &'static str) -> HashSet<&'static str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+fn en_lists() -> &'static EnLists {
+    static LISTS: OnceLock<EnLists> = OnceLock::new();
+    LISTS.get_or_init(|| EnLists {
+        given: list(GIVEN),
+        surnames: list(SURNAMES),
+        words: list(NAME_WORDS),
+        // A capitalised word (McDonald, O'Brien, Jean-Luc) or an initial (`P.`).
+        token: Regex::new(
+            r"\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}\p{Ll}+)?|['’]\p{Lu}\p{Ll}+|\.)",
+        )
+        .expect("the name token pattern is valid"),
+    })
+}
+
+/// Finds English and Chinese person names (see the module docs).
+#[derive(Debug, Default, Clone)]
+pub struct PersonRecognizer;
+
+impl PersonRecognizer {
+    /// A recognizer with the built-in lists (loaded once per process).
+    pub fn new() -> Self {
+        PersonRecognizer
+    }
+}
+
+impl Recognizer for PersonRecognizer {
+    fn kinds(&self) -> &'static [PiiKind] {
+        &[PiiKind::Person]
+    }
+
+    fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            find_english(text, out);
+        }
+        if text.bytes().any(|b| b >= 0xE0) {
+            crate::person_zh::find_chinese(text, out);
+        }
+    }
+}
+
+/// A letter or digit that glues a capitalised word to its neighbour; CJK characters
+/// do not (Chinese text puts Latin names right against Han characters).
+fn glues(c: char) -> bool {
+    c.is_alphanumeric() && c < '\u{2E80}'
+}
+
+fn upper(word: &str) -> String {
+    word.to_uppercase()
+}
+
+/// The capitalised-word runs of `text`: tokens joined by one space (or `. ` after an
+/// initial), as (start, end) byte pairs per token.
+fn runs(text: &str, lists: &EnLists) -> Vec<Vec<(usize, usize)>> {
+    let mut runs: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut current: Vec<(usize, usize)> = Vec::new();
+    let bytes = text.as_bytes();
+    for m in lists.token.find_iter(text) {
+        let (s, e) = (m.start(), m.end());
+        let glued_before = text[..s].chars().next_back().is_some_and(glues);
+        let glued_after = text[e..].chars().next().is_some_and(glues);
+        let word = m.as_str();
+        if glued_before || glued_after || BREAKERS.contains(&word) {
+            if !current.is_empty() {
+                runs.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let joined = current
+            .last()
+            .is_some_and(|&(_, pe)| s == pe + 1 && bytes[pe] == b' ');
+        if !joined && !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+        }
+        current.push((s, e));
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
+}
+
+fn find_english(text: &str, out: &mut Vec<Finding>) {
+    let lists = en_lists();
+    let first_new = out.len();
+    for mut run in runs(text, lists) {
+        // Capitalised words before a title or a known given name (a sentence start,
+        // "Ask", "Meet") are context, not name; so is the title. After a cue, the
+        // whole run is the name.
+        let Some(&(run_start, first_end)) = run.first() else {
+            continue;
+        };
+        let mut titled = title_before(&text[..run_start]);
+        let first_known = lists
+            .given
+            .contains(upper(&text[run_start..first_end]).as_str());
+        let cued = !titled && cue_before(&text[..run_start], first_known);
+        while let Some(&(s, e)) = run.first() {
+            let w = &text[s..e];
+            if TITLES.contains(&w) {
+                titled = true;
+                run.remove(0);
+                break;
+            }
+            let u = upper(w);
+            // "See Sharon Lane": a common word before a name, unless it is a two-word
+            // run ending in a surname ("Victor Johnson").
+            let leading_word = lists.words.contains(u.as_str())
+                && (run.len() > 2
+                    || run.get(1).is_some_and(|&(s, e)| {
+                        !lists.surnames.contains(upper(&text[s..e]).as_str())
+                    }));
+            if titled || cued || (lists.given.contains(u.as_str()) && !leading_word) {
+                break;
+            }
+            run.remove(0);
+        }
+        // Initials may sit inside a name, never at its ends.
+        while run.last().is_some_and(|&(s, e)| text[s..e].ends_with('.')) {
+            run.pop();
+        }
+        while run.first().is_some_and(|&(s, e)| text[s..e].ends_with('.')) {
+            run.remove(0);
+        }
+        run.truncate(4);
+        let (Some(&(start, _)), Some(&(_, end))) = (run.first(), run.last()) else {
+            continue;
+        };
+        let before = &text[..start];
+        let after = &text[end..];
+        let org_inside = run.iter().any(|&(s, e)| ORG_WORDS.contains(&&text[s..e]));
+        // "Reed Mall", "Jason Meadow": a street, unless a title or cue says otherwise.
+        let street = run.len() > 1
+            && !titled
+            && !cued
+            && run
+                .last()
+                .is_some_and(|&(s, e)| crate::address::is_street_suffix(&text[s..e]));
+        if org_inside || street || followed_by_org_or_street(after) || preceded_by_number(before) {
+            continue;
+        }
+        let words: Vec<&str> = run.iter().map(|&(s, e)| &text[s..e]).collect();
+        let first = upper(words[0]);
+        let last = upper(words[words.len() - 1]);
+        let known_given = lists.given.contains(first.as_str());
+        let common = lists.words.contains(first.as_str());
+        let score = if titled {
+            0.9
+        } else if cued && (words.len() > 1 || !common) {
+            0.85
+        } else if known_given && words.len() > 1 {
+            if lists.surnames.contains(last.as_str()) {
+                0.8
+            } else if common {
+                0.0
+            } else {
+                0.7
+            }
+        } else if known_given && !common {
+            0.6
+        } else {
+            0.0
+        };
+        if score > 0.0 {
+            out.push(Finding::new(PiiKind::Person, start..end, score));
+        }
+    }
+    mentions_again(text, lists, out, first_new);
+}
+
+/// A word of a name found in this text is that person again where it stands alone
+/// later ("Hannah McConnan ... McConnan said"), capitalised and not glued to a word.
+fn mentions_again(text: &str, lists: &EnLists, out: &mut Vec<Finding>, first_new: usize) {
+    let found: Vec<std::ops::Range<usize>> = out[first_new..]
+        .iter()
+        .filter(|f| f.kind == PiiKind::Person)
+        .map(|f| f.span.clone())
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    let words: HashSet<&str> = found
+        .iter()
+        .flat_map(|r| text[r.clone()].split(' '))
+        .filter(|w| w.chars().count() >= 3 && !w.ends_with('.'))
+        .collect();
+    for m in lists.token.find_iter(text) {
+        let inside = found.iter().any(|r| r.start < m.end() && m.start() < r.end);
+        let glued = text[..m.start()].chars().next_back().is_some_and(glues)
+            || text[m.end()..].chars().next().is_some_and(glues);
+        if !inside && !glued && words.contains(m.as_str()) {
+            out.push(Finding::new(PiiKind::Person, m.range(), 0.6));
+        }
+    }
+}
+
+/// A title (with or without its dot) right before the name.
+fn title_before(before: &str) -> bool {
+    let b = before.trim_end_matches(' ');
+    if b.len() == before.len() {
+        return false;
+    }
+    let b = b.strip_suffix('.').unwrap_or(b);
+    TITLES.iter().any(|t| {
+        b.strip_suffix(t)
+            .is_some_and(|rest| !rest.chars().next_back().is_some_and(glues))
+    })
+}
+
+fn cue_before(before: &str, known_given: bool) -> bool {
+    let b = before.trim_end_matches([' ', ',', ':']);
+    if b.len() == before.len() && !before.ends_with(':') {
+        return false;
+    }
+    let tail_start = b.floor_char_boundary(b.len().saturating_sub(16));
+    let tail = b[tail_start..].to_lowercase();
+    CUES.iter().any(|&(cue, any_word)| {
+        if !any_word && !known_given {
+            return false;
+        }
+        let cue = cue.trim_end_matches([',', ':']);
+        tail.strip_suffix(cue)
+            .is_some_and(|rest| !rest.chars().next_back().is_some_and(char::is_alphanumeric))
+    })
+}
+
+fn followed_by_org_or_street(after: &str) -> bool {
+    let rest = after.strip_prefix([' ', ',']).unwrap_or(after);
+    if rest.starts_with('&') || rest.starts_with("and Sons") || rest.starts_with("& ") {
+        return true;
+    }
+    let word: String = rest.chars().take_while(|c| c.is_alphabetic()).collect();
+    !word.is_empty()
+        && (ORG_WORDS.contains(&word.as_str()) || crate::address::is_street_suffix(&word))
+}
+
+/// A house number or an `&` before the run: an address or a firm ("Johnson & Johnson").
+fn preceded_by_number(before: &str) -> bool {
+    let b = before.trim_end_matches(' ');
+    b.len() < before.len() && b.ends_with(|c: char| c.is_ascii_digit() || c == '&')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        PersonRecognizer.find(text, &mut out);
+        crate::scanner::resolve_overlaps(out)
+            .into_iter()
+            .map(|f| &text[f.span])
+            .collect()
+    }
+
+    #[test]
+    fn english_names_with_dictionary_and_cues() {
+        assert_eq!(
+            names("Ask Danielle Rodriguez about it."),
+            ["Danielle Rodriguez"]
+        );
+        assert_eq!(names("Mr. Ferko Takáts called."), ["Ferko Takáts"]);
+        assert_eq!(names("My name is Rubija"), ["Rubija"]);
+        assert_eq!(names("Dr Hannah McConnan, please."), ["Hannah McConnan"]);
+        assert_eq!(names("Catherine is kind."), ["Catherine"]);
+        assert_eq!(names("Vanessa P. Hertzog signed."), ["Vanessa P. Hertzog"]);
+        assert_eq!(names("Hi Vinicio, I'm writing"), ["Vinicio"]);
+        assert_eq!(
+            names("Hannah McConnan wrote it; McConnan said so"),
+            ["Hannah McConnan", "McConnan"]
+        );
+    }
+
+    #[test]
+    fn hard_negatives() {
+        // Capitalised common words, sentence starts, organisations, streets, places.
+        for text in [
+            "Will you come? May I? Hope So.",
+            "The Board Meeting is on Monday.",
+            "Morgan Stanley Inc reported a loss.",
+            "Johnson & Johnson makes soap.",
+            "We walked down Jefferson Street.",
+            "He lives at 1224 Diane Rue.",
+            "New York and San Francisco.",
+            "Grace under pressure.",
+            "Take Jason Meadow towards the river.",
+            "I am Happy today",
+            "the president, george washington",
+        ] {
+            assert!(names(text).is_empty(), "{text}: {:?}", names(text));
+        }
+    }
+}
