@@ -193,13 +193,22 @@ fn eval_pii_scores_spans_per_type() {
         ]
     }]);
     std::fs::write(&data, records.to_string()).unwrap();
-    let out = hearth(&["guard", "eval-pii", "--data", data.to_str().unwrap()]);
+    // The checksummed kinds only: PERSON is then not a claimed type.
+    let out = hearth(&[
+        "guard",
+        "eval-pii",
+        "--data",
+        data.to_str().unwrap(),
+        "--kinds",
+        "default",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.lines().any(|l| l.starts_with("PERSON")), "{stdout}");
     assert_eq!(
         row(&stdout, "EMAIL_ADDRESS")[..4],
         ["1", "|", "1.000", "1.000"]
@@ -216,5 +225,15 @@ fn eval_pii_scores_spans_per_type() {
     assert_eq!(
         row(&stdout, "claimed types")[..4],
         ["3", "|", "1.000", "0.667"]
+    );
+
+    // All kinds (the default): PERSON is claimed, and "Café" is no name (a miss).
+    let out = hearth(&["guard", "eval-pii", "--data", data.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(row(&stdout, "PERSON")[..4], ["1", "|", "0.000", "0.000"]);
+    assert_eq!(
+        row(&stdout, "claimed types")[..4],
+        ["4", "|", "1.000", "0.500"]
     );
 }
