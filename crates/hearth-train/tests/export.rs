@@ -43,7 +43,10 @@ fn peft_and_gguf_files_carry_the_adapters_and_their_record() {
         data: std::slice::from_ref(&data),
         tool_version: "test",
     };
-    let params = BTreeMap::from([("rank".to_string(), "4".to_string())]);
+    let params = BTreeMap::from([
+        ("rank".to_string(), "4".to_string()),
+        ("dropout".to_string(), "0.1".to_string()),
+    ]);
     let record = export::provenance(&file, &origin, params).unwrap();
     assert_eq!(record.license.as_deref(), Some("apache-2.0"));
     assert_eq!(record.source_sha256.len(), 64);
@@ -53,7 +56,13 @@ fn peft_and_gguf_files_carry_the_adapters_and_their_record() {
         export::to_adapter(&lora, &cfg, Some("tiny".into()), Some(record.clone())).unwrap();
     let out = dir.path().join("adapter");
     let (peft, gguf) = export::write_adapters(&out, &adapter, &cfg).unwrap();
-    assert!(out.join(export::PEFT_CONFIG).exists());
+    // PEFT's config says how the adapter was trained: r, alpha and dropout.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(export::PEFT_CONFIG)).unwrap())
+            .unwrap();
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["lora_alpha"], 8.0);
+    assert_eq!(config["lora_dropout"], 0.1);
 
     // Raw PEFT file: names, shapes, Hugging Face row order, record in the metadata.
     let buf = std::fs::read(&peft).unwrap();

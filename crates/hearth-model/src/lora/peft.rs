@@ -337,13 +337,20 @@ pub(super) fn write(a: &LoraAdapter, dir: &Path, base: &ModelConfig) -> Result<(
             alpha_pattern.insert(m.clone(), json!(f64::from(*s) * *rk as f64));
         }
     }
+    // Training-time dropout, as PEFT records it: the fine-tune's record has it.
+    let dropout = a
+        .provenance
+        .as_ref()
+        .and_then(|p| p.parameters.get("dropout"))
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or(0.0);
     let mut config = json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "base_model_name_or_path": a.base_model.clone().unwrap_or_default(),
         "r": r,
         "lora_alpha": f64::from(scale) * r as f64,
-        "lora_dropout": 0.0,
+        "lora_dropout": dropout,
         "bias": "none",
         "fan_in_fan_out": false,
         "use_rslora": false,
