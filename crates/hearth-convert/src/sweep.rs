@@ -4,7 +4,7 @@
 //! Each chosen matrix is decomposed once; its factors up to the largest rank any sweep
 //! point writes for it are kept in memory (at most the size of the dense matrices in
 //! f32, since larger pairs are not written). Each point then writes a compressed file
-//! to the temp directory, scores it against the source with [`crate::compare`], and
+//! to the temp directory, scores it against the source with [`crate::compare()`], and
 //! deletes it.
 
 use std::path::{Path, PathBuf};
