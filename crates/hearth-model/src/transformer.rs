@@ -188,8 +188,10 @@ impl Transformer {
         want: &[usize],
         lora: Option<&ModelLora>,
     ) -> Result<Vec<f32>> {
-        let hidden = self.hidden_with(tokens, cache, want, lora)?;
-        Ok(self.logits_with(&hidden, &RowLoras::single(lora, 0..want.len())))
+        in_pool(|| {
+            let hidden = self.hidden_with(tokens, cache, want, lora)?;
+            Ok(self.logits_with(&hidden, &RowLoras::single(lora, 0..want.len())))
+        })
     }
 
     /// Like [`forward`](Self::forward) but returns final normalised hidden states
@@ -201,7 +203,7 @@ impl Transformer {
         cache: &mut KvCache,
         want: &[usize],
     ) -> Result<Vec<f32>> {
-        self.hidden_with(tokens, cache, want, None)
+        in_pool(|| self.hidden_with(tokens, cache, want, None))
     }
 
     fn hidden_with(
@@ -432,6 +434,23 @@ impl Transformer {
             });
         cache.layers[l].store(start, &kh, &vh);
         out
+    }
+}
+
+/// Runs `f` on a thread of rayon's pool, the caller waiting, unless it already runs on
+/// one. A forward pass has several parallel loops per layer; started from a thread
+/// outside the pool, each would be handed over to the pool and waited for (two context
+/// switches each, some 150 per decoded token); started from a pool thread, they split
+/// among the pool's threads directly.
+pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let mut out = None;
+    rayon::scope(|_| out = Some(f()));
+    match out {
+        Some(r) => r,
+        None => unreachable!("rayon::scope returned before running its closure"),
     }
 }
 

@@ -206,6 +206,12 @@ const TOKEN_CHUNK: usize = 64;
 /// Weight rows per tile.
 const ROWS: usize = 4;
 
+/// How far ahead of the block being read the weights are prefetched, in bytes. Decoding
+/// reads every weight once per token, straight from memory; without software prefetch
+/// the kernels waited on it (measured, 2 threads: SmolLM2 decode 60 → 120 tok/s and
+/// Gemma 36 → 52 tok/s at 8 KiB; 1 KiB gave 77 and 40, 16 KiB 89 and 45).
+pub(super) const PREFETCH_BYTES: usize = 8192;
+
 /// The tile, row and whole-product functions for one instruction set: `$features`
 /// enabled, products through `P::$dot` on activations from `P::$act`.
 macro_rules! tiled {
@@ -223,7 +229,12 @@ macro_rules! tiled {
         ) -> [[f32; RN]; RM] {
             let mut acc = [[_mm256_setzero_ps(); RN]; RM];
             let mut mins = [[0f32; RN]; RM];
+            let ahead = PREFETCH_BYTES / std::mem::size_of::<P::W>();
             for b in 0..k {
+                for row in &w {
+                    // A prefetch never faults; the address may lie past the row.
+                    _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(b + ahead).cast());
+                }
                 let ws: [_; RM] = std::array::from_fn(|r| P::weight(w[r].get_unchecked(b)));
                 for t in 0..RN {
                     let (y0, y1, dy, sy) = P::$act(a[t].get_unchecked(b));

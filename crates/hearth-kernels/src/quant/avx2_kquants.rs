@@ -8,6 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::hsum;
+use super::avx2_gemm::PREFETCH_BYTES;
 use super::blocks::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use super::kquants::q4k_scales_mins;
 
@@ -34,7 +35,10 @@ fn tile_q4k<const RN: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; RN], k: usize) -> 
     let m4 = _mm256_set1_epi8(0xF);
     let mut acc = [_mm256_setzero_ps(); RN];
     let mut acc_m = [_mm_setzero_ps(); RN];
+    let ahead = PREFETCH_BYTES / std::mem::size_of::<BlockQ4K>();
     for b in 0..k {
+        // A prefetch never faults; the address may lie past the row.
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(b + ahead).cast());
         let x = &w[b];
         let (sc, mn) = q4k_scales_mins(&x.scales);
         let (xd, xmin) = (x.d.to_f32(), x.dmin.to_f32());
@@ -89,7 +93,10 @@ fn tile_q6k<const RN: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; RN], k: usize) -> 
     let m2 = _mm256_set1_epi8(3);
     let m32s = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); RN];
+    let ahead = PREFETCH_BYTES / std::mem::size_of::<BlockQ6K>();
     for b in 0..k {
+        // As in `tile_q4k`.
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(b + ahead).cast());
         let x = &w[b];
         let xd = x.d.to_f32();
         let mut q6 = [[_mm256_setzero_si256(); 4]; QK_K / 128];

@@ -19,6 +19,10 @@ impl Transformer {
     /// Numerically this is [`forward`](Self::forward) for each sequence alone. A batch
     /// that does not fit the model or `kv` is an error and writes nothing.
     pub fn forward_paged(&self, batch: &RaggedBatch, kv: &mut PagedKv) -> Result<Vec<f32>> {
+        crate::transformer::in_pool(|| self.forward_paged_here(batch, kv))
+    }
+
+    fn forward_paged_here(&self, batch: &RaggedBatch, kv: &mut PagedKv) -> Result<Vec<f32>> {
         let cfg = self.config();
         kv.check_fits(cfg)?;
         self.check_tokens(&batch.tokens)?;
