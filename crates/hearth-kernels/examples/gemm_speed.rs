@@ -88,6 +88,18 @@ fn main() {
         time(&format!("q5_0 x q8_0 n={n}"), pairs, || {
             quant::gemm_q5_0_q8_0(&q50, &a0, k, &mut |_, _, v| sink += v)
         });
+        if quant::packed::available() {
+            let p5 = quant::packed::PackedMatrix::q5_0(&q50, k);
+            let p4 = quant::packed::PackedMatrix::q4_1(&q41, k);
+            time(&format!("q5_0 x q8_0 n={n} packed"), pairs, || {
+                let prep = quant::packed::prepare_q8_0(&a0);
+                quant::packed::gemm(&p5, 0..p5.groups(), &a0, &prep, &mut |_, _, v| sink += v)
+            });
+            time(&format!("q4_1 x q8_1 n={n} packed"), pairs, || {
+                let prep = quant::packed::prepare_q8_1(&a1);
+                quant::packed::gemm(&p4, 0..p4.groups(), &a1, &prep, &mut |_, _, v| sink += v)
+            });
+        }
         time(&format!("q5_0 x q8_0 n={n} row dots"), pairs, || {
             for r in 0..rows {
                 for t in 0..n {

@@ -14,6 +14,7 @@ use candle_core::quantized::k_quants::{
 };
 use half::{bf16, f16};
 use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
+use hearth_kernels::quant::packed::{self, PackedKind, PackedMatrix};
 use hearth_kernels::quant::{self, QuantBlock};
 use rayon::prelude::*;
 
@@ -26,6 +27,10 @@ pub struct QMatrix {
     info: TensorInfo,
     rows: usize,
     cols: usize,
+    /// Q5_0 or Q4_1 weights repacked sixteen rows side by side, where the CPU has
+    /// the kernel (AVX-512 VNNI); the mapped bytes are then only read for
+    /// [`QMatrix::row`].
+    packed: Option<Arc<PackedMatrix>>,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -132,11 +137,13 @@ impl QMatrix {
                 "row length {cols} is not a multiple of the activation block"
             )));
         }
+        let packed = pack(file, info, cols).map(Arc::new);
         Ok(Self {
             file: file.clone(),
             info: info.clone(),
             rows,
             cols,
+            packed,
         })
     }
 
@@ -169,6 +176,9 @@ impl QMatrix {
     /// viewed as its blocks.
     fn fast_kernel(&self) -> Option<Fast> {
         let data = self.file.tensor_data(&self.info);
+        if let Some(p) = &self.packed {
+            return Some(Fast::Packed(p.kind()));
+        }
         let fits = match self.info.dtype {
             GgmlType::Q4_1 => quant::BlockQ4_1::cast_slice(data).is_ok(),
             GgmlType::Q5_0 => quant::BlockQ5_0::cast_slice(data).is_ok(),
@@ -193,6 +203,24 @@ impl QMatrix {
         let bytes = &data[r * row_bytes..(r + 1) * row_bytes];
         dispatch!(self.info.dtype, dequantize, bytes, out)
     }
+}
+
+/// `info`'s weights repacked for the packed kernels, where they run on this CPU and
+/// the type has one; the mapped pages are released behind.
+fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix> {
+    if !packed::available() {
+        return None;
+    }
+    let data = file.tensor_data(info);
+    let k = cols / quant::QK;
+    let packed = match info.dtype {
+        GgmlType::Q5_0 => PackedMatrix::q5_0(quant::BlockQ5_0::cast_slice(data).ok()?, k),
+        GgmlType::Q4_1 => PackedMatrix::q4_1(quant::BlockQ4_1::cast_slice(data).ok()?, k),
+        _ => return None,
+    };
+    // The packed copy replaces the mapped pages for products.
+    file.release_tensor_pages(info);
+    Some(packed)
 }
 
 fn vec_block_len<T: Block>() -> usize {
@@ -276,6 +304,8 @@ fn q8_1_bytes(q: &[BlockQ8_1]) -> &[u8] {
 enum Fast {
     Q4_1,
     Q5_0,
+    /// Through [`QMatrix::packed`].
+    Packed(PackedKind),
     Q8_0,
     Q4K,
     Q6K,
@@ -285,6 +315,10 @@ enum Fast {
 #[derive(Default)]
 struct Activations {
     q8_0: Vec<BlockQ8_0>,
+    /// What the packed products need of each `q8_0` block.
+    q8_0_prep: Vec<packed::ActPrep>,
+    /// What the packed products need of each `q8_1` block.
+    q8_1_prep: Vec<packed::ActPrep>,
     q8_1: Vec<BlockQ8_1>,
     q8k: Vec<BlockQ8K>,
 }
@@ -305,11 +339,22 @@ fn quantize_rows<V: Block>(x: &[f32], n: usize, cols: usize) -> Vec<V> {
 impl Activations {
     fn new(x: &[f32], n: usize, cols: usize, kinds: &[Fast]) -> Self {
         let mut a = Self::default();
-        if kinds.iter().any(|k| matches!(k, Fast::Q5_0 | Fast::Q8_0)) {
+        let has = |f: fn(&Fast) -> bool| kinds.iter().any(f);
+        if has(|k| matches!(k, Fast::Q5_0 | Fast::Q8_0 | Fast::Packed(PackedKind::Q5_0))) {
             a.q8_0 = quantize_rows(x, n, cols);
         }
-        if kinds.contains(&Fast::Q4_1) {
+        if has(|k| *k == Fast::Packed(PackedKind::Q5_0)) {
+            if let Ok(blocks) = quant::BlockQ8_0::cast_slice(q8_0_bytes(&a.q8_0)) {
+                a.q8_0_prep = packed::prepare_q8_0(blocks);
+            }
+        }
+        if has(|k| matches!(k, Fast::Q4_1 | Fast::Packed(PackedKind::Q4_1))) {
             a.q8_1 = quantize_rows(x, n, cols);
+        }
+        if has(|k| *k == Fast::Packed(PackedKind::Q4_1)) {
+            if let Ok(blocks) = quant::BlockQ8_1::cast_slice(q8_1_bytes(&a.q8_1)) {
+                a.q8_1_prep = packed::prepare_q8_1(blocks);
+            }
         }
         if kinds.iter().any(|k| matches!(k, Fast::Q4K | Fast::Q6K)) {
             a.q8k = quantize_rows(x, n, cols);
@@ -334,6 +379,22 @@ fn gemm_rows(
     }
     let data = m.file.tensor_data(&m.info);
     match kind {
+        Fast::Packed(kind) => {
+            let Some(w) = &m.packed else { return };
+            // Tasks of packed matrices start on a group (see `matmul_many`).
+            let groups = r0 / packed::GROUP..r1.div_ceil(packed::GROUP);
+            let write = &mut |r, t, v| write(r - r0, t, v);
+            match kind {
+                PackedKind::Q5_0 => {
+                    let a = quant::BlockQ8_0::cast_slice(q8_0_bytes(&acts.q8_0)).unwrap_or(&[]);
+                    packed::gemm(w, groups, a, &acts.q8_0_prep, write)
+                }
+                PackedKind::Q4_1 => {
+                    let a = quant::BlockQ8_1::cast_slice(q8_1_bytes(&acts.q8_1)).unwrap_or(&[]);
+                    packed::gemm(w, groups, a, &acts.q8_1_prep, write)
+                }
+            }
+        }
         Fast::Q4_1 | Fast::Q5_0 | Fast::Q8_0 => {
             let k = m.cols / quant::QK;
             let a8_0 = quant::BlockQ8_0::cast_slice(q8_0_bytes(&acts.q8_0)).unwrap_or(&[]);
@@ -392,7 +453,10 @@ pub fn matmul_many(jobs: &mut [(&QMatrix, &mut [f32])], x: &[f32]) {
     let mut tasks = Vec::new();
     for (j, ((m, _), kind)) in jobs.iter().zip(&kinds).enumerate() {
         if let Some(kind) = kind {
-            let step = rows_per_task(m.rows);
+            let mut step = rows_per_task(m.rows);
+            if matches!(kind, Fast::Packed(_)) {
+                step = step.next_multiple_of(packed::GROUP);
+            }
             tasks.extend(
                 (0..m.rows)
                     .step_by(step)

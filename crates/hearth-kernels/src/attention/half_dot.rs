@@ -3,28 +3,66 @@
 
 use half::f16;
 
-/// `Σ a[i] · b[i]`.
+/// `out[h] = Σ_i qs[h · d + i] · b[i]` for the `out.len()` rows of `qs` (each of `d =
+/// b.len()` values): the scalar path's
+/// numerics for every row, reading and converting `b` once.
 #[inline]
-pub(super) fn dot(a: &[f32], b: &[f16]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
+pub(super) fn dots(qs: &[f32], b: &[f16], out: &mut [f32]) {
+    debug_assert_eq!(qs.len(), b.len() * out.len());
     #[cfg(target_arch = "x86_64")]
     if crate::quant::has_avx2() {
-        // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
-        return unsafe { x86::dot(a, b) };
+        let d = b.len();
+        let mut h = 0;
+        while h < out.len() {
+            let rows = &qs[h * d..];
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above);
+            // `rows` holds at least `G · d` values.
+            unsafe {
+                match out.len() - h {
+                    1 => out[h] = x86::dots::<1>(rows, b)[0],
+                    2 => out[h..h + 2].copy_from_slice(&x86::dots::<2>(rows, b)),
+                    3 => out[h..h + 3].copy_from_slice(&x86::dots::<3>(rows, b)),
+                    _ => out[h..h + 4].copy_from_slice(&x86::dots::<4>(rows, b)),
+                }
+            }
+            h += 4;
+        }
+        return;
     }
-    scalar_dot(a, b)
+    for (o, q) in out.iter_mut().zip(qs.chunks_exact(b.len())) {
+        *o = scalar_dot(q, b);
+    }
 }
 
-/// `y[i] += alpha · x[i]`.
+/// `ys[h · d + i] += alphas[h] · x[i]` for every row of `ys` (each of `d = x.len()`
+/// values): the scalar path's
+/// numerics for every row, reading and converting `x` once.
 #[inline]
-pub(super) fn axpy(alpha: f32, x: &[f16], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), y.len());
+pub(super) fn axpys(alphas: &[f32], x: &[f16], ys: &mut [f32]) {
+    debug_assert_eq!(ys.len(), x.len() * alphas.len());
     #[cfg(target_arch = "x86_64")]
     if crate::quant::has_avx2() {
-        // SAFETY: as in `dot`.
-        return unsafe { x86::axpy(alpha, x, y) };
+        let d = x.len();
+        let mut h = 0;
+        while h < alphas.len() {
+            let (a, rows) = (&alphas[h..], &mut ys[h * d..]);
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above);
+            // `rows` holds at least `G · d` values.
+            unsafe {
+                match alphas.len() - h {
+                    1 => x86::axpys::<1>(a, x, rows),
+                    2 => x86::axpys::<2>(a, x, rows),
+                    3 => x86::axpys::<3>(a, x, rows),
+                    _ => x86::axpys::<4>(a, x, rows),
+                }
+            }
+            h += 4;
+        }
+        return;
     }
-    scalar_axpy(alpha, x, y)
+    for (&a, y) in alphas.iter().zip(ys.chunks_exact_mut(x.len())) {
+        scalar_axpy(a, x, y);
+    }
 }
 
 pub(super) fn scalar_dot(a: &[f32], b: &[f16]) -> f32 {
@@ -63,50 +101,62 @@ mod x86 {
         _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
     }
 
-    /// The scalar path's numerics exactly: eight lanes of separately rounded products
-    /// and sums (no FMA), lanes added in order, then the tail.
+    /// The dot products of the first `G` rows of `qs` (each `b.len()` long) with `b`,
+    /// with the scalar path's numerics exactly: eight lanes of separately rounded
+    /// products and sums (no FMA), lanes added in order, then the tail.
+    ///
+    /// SAFETY: the CPU supports AVX2, FMA and F16C; `qs` holds `G · b.len()` values.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot(a: &[f32], b: &[f16]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = _mm256_setzero_ps();
+    pub(super) unsafe fn dots<const G: usize>(qs: &[f32], b: &[f16]) -> [f32; G] {
+        let n = b.len();
+        let (pq, pb) = (qs.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); G];
         let mut i = 0;
         while i + 8 <= n {
-            acc = _mm256_add_ps(
-                acc,
-                _mm256_mul_ps(_mm256_loadu_ps(pa.add(i)), load8(pb.add(i))),
-            );
+            let k = load8(pb.add(i));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(_mm256_loadu_ps(pq.add(h * n + i)), k));
+            }
             i += 8;
         }
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-        let mut s: f32 = lanes.iter().sum();
-        while i < n {
-            s += a[i] * b[i].to_f32();
-            i += 1;
-        }
-        s
+        std::array::from_fn(|h| {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[h]);
+            let mut s: f32 = lanes.iter().sum();
+            for j in i..n {
+                s += qs[h * n + j] * b[j].to_f32();
+            }
+            s
+        })
     }
 
-    /// `y += alpha · x` with the product and the sum rounded separately, as the scalar
+    /// `y += alpha · x` into the first `G` rows of `ys` (each `x.len()` long) with the
+    /// first `G` of `alphas`, the product and the sum rounded separately as the scalar
     /// path does.
+    ///
+    /// SAFETY: the CPU supports AVX2, FMA and F16C; `ys` holds `G · x.len()` values
+    /// and `alphas` `G`.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn axpy(alpha: f32, x: &[f16], y: &mut [f32]) {
-        let n = x.len().min(y.len());
-        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
-        let a = _mm256_set1_ps(alpha);
+    pub(super) unsafe fn axpys<const G: usize>(alphas: &[f32], x: &[f16], ys: &mut [f32]) {
+        let n = x.len();
+        let (px, py) = (x.as_ptr(), ys.as_mut_ptr());
+        let a: [__m256; G] = std::array::from_fn(|h| _mm256_set1_ps(alphas[h]));
         let mut i = 0;
         while i + 8 <= n {
-            let r = _mm256_add_ps(
-                _mm256_loadu_ps(py.add(i)),
-                _mm256_mul_ps(a, load8(px.add(i))),
-            );
-            _mm256_storeu_ps(py.add(i), r);
+            let v = load8(px.add(i));
+            for (h, a) in a.iter().enumerate() {
+                let y = py.add(h * n + i);
+                _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(*a, v)));
+            }
             i += 8;
         }
-        while i < n {
-            y[i] += alpha * x[i].to_f32();
-            i += 1;
+        for j in i..n {
+            let v = x[j].to_f32();
+            for h in 0..G {
+                ys[h * n + j] += alphas[h] * v;
+            }
         }
     }
 }
@@ -116,23 +166,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn simd_and_scalar_agree_bit_for_bit() {
+    fn simd_and_scalar_agree() {
         for n in [1, 7, 8, 15, 16, 17, 64, 256, 259] {
-            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 19) as f32 - 9.0) / 7.0).collect();
-            let b: Vec<f16> = (0..n)
-                .map(|i| f16::from_f32(((i * 11 % 23) as f32 - 11.0) / 5.0))
-                .collect();
-            let (got, want) = (dot(&a, &b), scalar_dot(&a, &b));
-            assert!(
-                (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                "{n}: {got} {want}"
-            );
-            let mut y1 = a.clone();
-            let mut y2 = a.clone();
-            axpy(0.37, &b, &mut y1);
-            scalar_axpy(0.37, &b, &mut y2);
-            for (p, q) in y1.iter().zip(&y2) {
-                assert!((p - q).abs() <= 1e-5 * q.abs().max(1.0));
+            for rows in 1..=6 {
+                let a: Vec<f32> = (0..rows * n)
+                    .map(|i| ((i * 37 % 19) as f32 - 9.0) / 7.0)
+                    .collect();
+                let b: Vec<f16> = (0..n)
+                    .map(|i| f16::from_f32(((i * 11 % 23) as f32 - 11.0) / 5.0))
+                    .collect();
+                let mut got = vec![0f32; rows];
+                dots(&a, &b, &mut got);
+                for (h, &g) in got.iter().enumerate() {
+                    let want = scalar_dot(&a[h * n..(h + 1) * n], &b);
+                    assert_eq!(g.to_bits(), want.to_bits(), "{n}: {g} {want}");
+                }
+                let alphas: Vec<f32> = (0..rows).map(|h| 0.37 - 0.1 * h as f32).collect();
+                let mut y1 = a.clone();
+                let mut y2 = a.clone();
+                axpys(&alphas, &b, &mut y1);
+                for (h, y) in y2.chunks_exact_mut(n).enumerate() {
+                    scalar_axpy(alphas[h], &b, y);
+                }
+                assert_eq!(y1, y2, "{n} x {rows}");
             }
         }
     }

@@ -44,7 +44,7 @@ pub fn attend(
     let hd = shape.head_dim;
     let group = shape.n_heads / shape.n_kv_heads;
     let n = hi + 1 - lo;
-    // Rows: `group` score rows of `n`, then the group's rounded queries.
+    // Scores key by key (`group` per key, one per head), then the group's rounded queries.
     scores.resize(group * (n + hd), 0.0);
     let (rows, qs) = scores.split_at_mut(group * n);
     for g in 0..shape.n_kv_heads {
@@ -52,31 +52,31 @@ pub fn attend(
         for (d, &s) in qs.iter_mut().zip(&q[heads.start * hd..heads.end * hd]) {
             *d = f16::from_f32(s).to_f32();
         }
-        for j in 0..n {
-            let k = &kv.key(lo + j)[g * hd..(g + 1) * hd];
-            for (h, qh) in qs.chunks_exact(hd).enumerate() {
-                rows[h * n + j] = half_dot::dot(qh, k) * shape.scale;
+        for (j, at_key) in rows.chunks_exact_mut(group).enumerate() {
+            half_dot::dots(qs, &kv.key(lo + j)[g * hd..(g + 1) * hd], at_key);
+            for s in at_key.iter_mut() {
+                *s *= shape.scale;
             }
         }
-        for row in rows.chunks_exact_mut(n) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        for h in 0..group {
+            let max = rows[h..]
+                .iter()
+                .step_by(group)
+                .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut sum = 0f32;
-            for s in row.iter_mut() {
+            for s in rows[h..].iter_mut().step_by(group) {
                 *s = (*s - max).exp();
                 sum += *s;
             }
             let inv = 1.0 / sum;
-            for s in row.iter_mut() {
+            for s in rows[h..].iter_mut().step_by(group) {
                 *s = f16::from_f32(*s * inv).to_f32();
             }
         }
         let outs = &mut out[heads.start * hd..heads.end * hd];
         outs.fill(0.0);
-        for j in 0..n {
-            let v = &kv.value(lo + j)[g * hd..(g + 1) * hd];
-            for (h, oh) in outs.chunks_exact_mut(hd).enumerate() {
-                half_dot::axpy(rows[h * n + j], v, oh);
-            }
+        for (j, weights) in rows.chunks_exact(group).enumerate() {
+            half_dot::axpys(weights, &kv.value(lo + j)[g * hd..(g + 1) * hd], outs);
         }
     }
 }

@@ -28,6 +28,28 @@ fn load_u(p: &[u8]) -> __m256i {
     unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
 }
 
+/// `m_j · (bsum_2j + bsum_2j+1)` for the eight sub-blocks of a Q4_K block with
+/// minimums `mins` (as `i16`), in four float lanes (pairs of sub-blocks).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn min_sums(mins: __m128i, y: &BlockQ8K) -> __m128 {
+    // SAFETY: `bsums` is 16 readable i16s; the load is unaligned.
+    let q8sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    let q8s = _mm_hadd_epi16(
+        _mm256_extracti128_si256(q8sums, 0),
+        _mm256_extracti128_si256(q8sums, 1),
+    );
+    _mm_cvtepi32_ps(_mm_madd_epi16(mins, q8s))
+}
+
+/// The four float lanes of the minimum terms added up.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum4(v: __m128) -> f32 {
+    let m = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)))
+}
+
 /// The Q4_K products of one weight row with `RN` activation rows over `k` blocks.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -60,14 +82,7 @@ fn tile_q4k<const RN: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; RN], k: usize) -> 
             let y = &a[t][b];
             let d = y.d * xd;
             let dmin = -y.d * xmin;
-            // SAFETY: `bsums` is 16 readable i16s; the load is unaligned.
-            let q8sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
-            let q8s = _mm_hadd_epi16(
-                _mm256_extracti128_si256(q8sums, 0),
-                _mm256_extracti128_si256(q8sums, 1),
-            );
-            let prod = _mm_madd_epi16(mins, q8s);
-            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[t]);
+            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), min_sums(mins, y), acc_m[t]);
             let mut sumi = _mm256_setzero_si256();
             for j in 0..QK_K / 64 {
                 let pl = _mm256_maddubs_epi16(q4[j][0], load(&y.qs[64 * j..]));
@@ -78,11 +93,7 @@ fn tile_q4k<const RN: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; RN], k: usize) -> 
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[t]);
         }
     }
-    std::array::from_fn(|t| {
-        let m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        hsum(acc[t]) + _mm_cvtss_f32(m)
-    })
+    std::array::from_fn(|t| hsum(acc[t]) + hsum4(acc_m[t]))
 }
 
 /// The Q6_K products of one weight row with `RN` activation rows over `k` blocks.
@@ -151,14 +162,16 @@ fn tile_q6k<const RN: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; RN], k: usize) -> 
     std::array::from_fn(|t| hsum(acc[t]))
 }
 
+/// The whole-product function `$name` over a one-row tile `$tile::<RN>` (`RN` up to
+/// 4) for weights `$w`, with `$features` enabled.
 macro_rules! kgemm {
-    ($name:ident, $tile:ident, $w:ty) => {
+    ($features:literal, $name:ident, $tile:ident, $w:ty) => {
         /// `out(r, t, Σ w[r] · a[t])` for the rows of `w` and `a`, `k` blocks each.
         ///
         /// # Safety
-        /// The CPU supports AVX2, FMA and F16C; `w` and `a` hold whole rows of `k`
-        /// blocks.
-        #[target_feature(enable = "avx2,fma,f16c")]
+        /// The CPU supports every feature the function enables; `w` and `a` hold whole
+        /// rows of `k` blocks.
+        #[target_feature(enable = $features)]
         pub(super) unsafe fn $name(
             w: &[$w],
             a: &[BlockQ8K],
@@ -196,5 +209,7 @@ macro_rules! kgemm {
     };
 }
 
-kgemm!(gemm_q4k, tile_q4k, BlockQ4K);
-kgemm!(gemm_q6k, tile_q6k, BlockQ6K);
+pub(super) use kgemm;
+
+kgemm!("avx2,fma,f16c", gemm_q4k, tile_q4k, BlockQ4K);
+kgemm!("avx2,fma,f16c", gemm_q6k, tile_q6k, BlockQ6K);

@@ -14,7 +14,12 @@ mod avx2;
 mod avx2_gemm;
 #[cfg(target_arch = "x86_64")]
 mod avx2_kquants;
+#[cfg(target_arch = "x86_64")]
+mod avx512_gemm;
+#[cfg(target_arch = "x86_64")]
+mod avx512_kquants;
 mod kquants;
+pub mod packed;
 
 #[cfg(test)]
 mod tests;
@@ -74,17 +79,46 @@ pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     scalar::vec_dot_q5_0_q8_0(x, y)
 }
 
-/// Whether the VNNI kernels are set aside for the plain AVX2 ones (tests compare both).
-fn force_avx2() -> bool {
+/// The widest tiles tests allow: `Tiles::Avx512` normally; the narrower ones are set
+/// so tests compare every kernel the CPU has.
+#[cfg(target_arch = "x86_64")]
+fn widest_allowed() -> Tiles {
     #[cfg(test)]
-    return tests::FORCE_AVX2.with(|f| f.get());
+    return tests::WIDEST.with(|f| f.get());
     #[cfg(not(test))]
-    false
+    Tiles::Avx512
 }
 
-/// The instruction set the tiled products use on this CPU: `"avx-vnni"`, `"avx2"` or
-/// `"scalar"`.
+/// The tiled kernels, narrowest first.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tiles {
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-VNNI on 256-bit registers.
+    Vnni,
+    /// AVX-512 with VNNI (Q5_0 and Q8_0 weights; Q4_1 uses [`Tiles::Vnni`]).
+    Avx512,
+}
+
+/// Whether the tiles `t` run here (on this CPU and not set aside by a test).
+#[cfg(target_arch = "x86_64")]
+fn use_tiles(t: Tiles) -> bool {
+    t <= widest_allowed()
+        && match t {
+            Tiles::Avx2 => avx2::available(),
+            Tiles::Vnni => avx2::vnni_available(),
+            Tiles::Avx512 => avx512_gemm::available(),
+        }
+}
+
+/// The instruction set the tiled products use on this CPU: `"avx-512 vnni"`,
+/// `"avx-vnni"`, `"avx2"` or `"scalar"`.
 pub fn gemm_kernel() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if avx512_gemm::available() {
+        return "avx-512 vnni";
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2::vnni_available() {
         return "avx-vnni";
@@ -93,12 +127,13 @@ pub fn gemm_kernel() -> &'static str {
 }
 
 macro_rules! gemm_fn {
-    ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path) => {
+    ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path $(, $wide:ident)?) => {
         $(#[$doc])*
         ///
         /// `w` holds `rows` weight rows and `a` holds `n` activation rows, `k` blocks
-        /// each; `out(r, t, v)` receives every product once. Results are bit-identical
-        /// to the single-row dot product's.
+        /// each; `out(r, t, v)` receives every product once. Each product depends on its
+        /// two rows alone (never on the other rows in the call), so a row's result is
+        /// the same alone and in a batch.
         ///
         /// # Panics
         /// If `k` is 0 or either slice is not a whole number of rows.
@@ -108,8 +143,19 @@ macro_rules! gemm_fn {
                 concat!(stringify!($name), ": slices are not whole rows")
             );
             let (rows, n) = (w.len() / k, a.len() / k);
+            $(
+                #[cfg(target_arch = "x86_64")]
+                if use_tiles(Tiles::Avx512) {
+                    // SAFETY: the CPU supports AVX2, FMA, F16C, AVX-512 F/BW/VL and
+                    // VNNI (checked just above), and the slices hold `rows · k` and
+                    // `n · k` blocks.
+                    return unsafe {
+                        avx512_gemm::gemm::<avx512_gemm::$wide>(w, a, k, rows, n, out)
+                    };
+                }
+            )?
             #[cfg(target_arch = "x86_64")]
-            if avx2::vnni_available() && !force_avx2() {
+            if use_tiles(Tiles::Vnni) {
                 // SAFETY: the CPU supports AVX2, FMA, F16C and AVX-VNNI (checked just
                 // above), and the slices hold `rows · k` and `n · k` blocks.
                 return unsafe {
@@ -117,7 +163,7 @@ macro_rules! gemm_fn {
                 };
             }
             #[cfg(target_arch = "x86_64")]
-            if avx2::available() {
+            if use_tiles(Tiles::Avx2) {
                 // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above),
                 // and the slices hold `rows · k` and `n · k` blocks.
                 return unsafe { avx2_gemm::gemm::<avx2_gemm::$pair>(w, a, k, rows, n, out) };
@@ -137,11 +183,11 @@ gemm_fn!(
 );
 gemm_fn!(
     /// Every product of Q5_0 weight rows with Q8_0 activation rows.
-    gemm_q5_0_q8_0, BlockQ5_0, BlockQ8_0, Q5_0, vec_dot_q5_0_q8_0
+    gemm_q5_0_q8_0, BlockQ5_0, BlockQ8_0, Q5_0, vec_dot_q5_0_q8_0, Q5_0
 );
 gemm_fn!(
     /// Every product of Q8_0 weight rows with Q8_0 activation rows.
-    gemm_q8_0_q8_0, BlockQ8_0, BlockQ8_0, Q8_0, vec_dot_q8_0_q8_0
+    gemm_q8_0_q8_0, BlockQ8_0, BlockQ8_0, Q8_0, vec_dot_q8_0_q8_0, Q8_0
 );
 
 /// `Σ_j w[j] · a[j]` for Q8_0 weights `x` and Q8_0 activations `y` of equal length.
@@ -183,8 +229,8 @@ macro_rules! kgemm_fn {
         $(#[$doc])*
         ///
         /// `w` holds weight rows and `a` activation rows, `k` blocks each; `out(r, t,
-        /// v)` receives every product once. With AVX2 the results are bit-identical to
-        /// candle's single-row kernels; the portable path is [`vec_dot_q4k_q8k`]'s reference.
+        /// v)` receives every product once. With AVX2 or AVX-512 the results are
+        /// bit-identical to candle's single-row kernels; the portable path is [`vec_dot_q4k_q8k`]'s reference.
         ///
         /// # Panics
         /// If `k` is 0 or either slice is not a whole number of rows.
@@ -194,7 +240,13 @@ macro_rules! kgemm_fn {
                 concat!(stringify!($name), ": slices are not whole rows")
             );
             #[cfg(target_arch = "x86_64")]
-            if avx2::available() {
+            if use_tiles(Tiles::Avx512) {
+                // SAFETY: the CPU supports AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI
+                // (checked just above), and the slices are whole rows of `k` blocks.
+                return unsafe { avx512_kquants::$simd(w, a, k, out) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if use_tiles(Tiles::Avx2) {
                 // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above),
                 // and the slices are whole rows of `k` blocks.
                 return unsafe { avx2_kquants::$simd(w, a, k, out) };

@@ -72,6 +72,13 @@ fn q8_0(rng: &mut Rng, fill: Fill) -> BlockQ8_0 {
     }
 }
 
+/// A Q8_0 block as ggml's quantizer makes them: values in [-127, 127].
+fn q8_0_ggml(rng: &mut Rng, fill: Fill) -> BlockQ8_0 {
+    let mut b = q8_0(rng, fill);
+    b.qs.iter_mut().for_each(|q| *q = (*q).max(-127));
+    b
+}
+
 fn q8_1(rng: &mut Rng, fill: Fill) -> BlockQ8_1 {
     let d = rng.half(0.05);
     let qs: [i8; QK] = std::array::from_fn(|_| fill_i8(rng, fill));
@@ -253,62 +260,128 @@ fn length_mismatch_panics() {
     vec_dot_q5_0_q8_0(&[BlockQ5_0::default()], &[]);
 }
 
-/// Runs `gemm` and checks every product against `dot`, bit for bit, for shapes that
-/// exercise every tile size and both row remainders.
+/// Runs `gemm` and checks every product against the same product computed alone, bit
+/// for bit, and against `dot`: bit for bit where `exact`, else to rounding. Shapes
+/// exercise every tile size, both row remainders and odd block counts.
 fn check_gemm<W: Copy, A: Copy>(
     mut wb: impl FnMut(&mut Rng) -> W,
     mut ab: impl FnMut(&mut Rng) -> A,
     gemm: impl Fn(&[W], &[A], usize, &mut dyn FnMut(usize, usize, f32)),
     dot: impl Fn(&[W], &[A]) -> f32,
+    exact: bool,
 ) {
     let mut rng = Rng(7);
-    for (rows, n, k) in [(1, 1, 1), (2, 5, 3), (5, 7, 2), (3, 70, 4), (4, 4, 20)] {
+    for (rows, n, k) in [
+        (1, 1, 1),
+        (2, 5, 3),
+        (5, 7, 2),
+        (3, 70, 4),
+        (4, 4, 20),
+        (6, 9, 7),
+    ] {
         let w: Vec<W> = (0..rows * k).map(|_| wb(&mut rng)).collect();
         let a: Vec<A> = (0..n * k).map(|_| ab(&mut rng)).collect();
         let mut seen = vec![0u32; rows * n];
         gemm(&w, &a, k, &mut |r, t, v| {
             seen[r * n + t] += 1;
-            let want = dot(&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
-            assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}) of {rows}x{n}x{k}");
+            let (wr, at) = (&w[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            let mut single = f32::NAN;
+            gemm(wr, at, k, &mut |_, _, s| single = s);
+            assert_eq!(
+                v.to_bits(),
+                single.to_bits(),
+                "({r}, {t}) of {rows}x{n}x{k} alone"
+            );
+            let want = dot(wr, at);
+            if exact {
+                assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}) of {rows}x{n}x{k}");
+            } else {
+                let mag: f32 = (0..k).map(|b| dot(&wr[b..=b], &at[b..=b]).abs()).sum();
+                assert!(
+                    close(v, want, mag),
+                    "({r}, {t}) of {rows}x{n}x{k}: {v} vs {want} (|·| {mag})"
+                );
+            }
         });
         assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
     }
 }
 
 thread_local! {
-    /// Set to run the plain AVX2 tiles where the CPU has AVX-VNNI.
-    pub(super) static FORCE_AVX2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The widest tiles a test lets the products use (to check the narrower ones too).
+    pub(super) static WIDEST: std::cell::Cell<Tiles> = const { std::cell::Cell::new(Tiles::Avx512) };
 }
 
-/// On a CPU with AVX-VNNI, both the VNNI and the plain AVX2 tiles are checked.
+/// On a CPU with AVX-512 or AVX-VNNI, every narrower set of tiles is checked as well.
 #[test]
-fn gemm_matches_dot_products_bit_for_bit() {
-    for force in [false, true] {
-        FORCE_AVX2.with(|f| f.set(force));
+fn gemm_matches_dot_products() {
+    for widest in [Tiles::Avx512, Tiles::Vnni, Tiles::Avx2] {
+        WIDEST.with(|f| f.set(widest));
         gemm_products_equal_dots();
     }
-    FORCE_AVX2.with(|f| f.set(false));
+    WIDEST.with(|f| f.set(Tiles::Avx512));
 }
 
 fn gemm_products_equal_dots() {
+    // The AVX-512 tiles sum blocks in another order than the single-row products.
+    let wide = super::use_tiles(Tiles::Avx512);
     check_gemm(
         |r| q4_1(r, Fill::Random),
         |r| q8_1(r, Fill::Random),
         |w, a, k, out| gemm_q4_1_q8_1(w, a, k, &mut |r, t, v| out(r, t, v)),
         vec_dot_q4_1_q8_1,
+        true,
     );
     check_gemm(
         |r| q5_0(r, Fill::Random, Fill::Random),
         |r| q8_0(r, Fill::Random),
         |w, a, k, out| gemm_q5_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
         vec_dot_q5_0_q8_0,
+        !wide,
     );
     check_gemm(
-        |r| q8_0(r, Fill::Random),
-        |r| q8_0(r, Fill::Random),
+        |r| q8_0_ggml(r, Fill::Random),
+        |r| q8_0_ggml(r, Fill::Random),
         |w, a, k, out| gemm_q8_0_q8_0(w, a, k, &mut |r, t, v| out(r, t, v)),
         vec_dot_q8_0_q8_0,
+        !wide,
     );
+}
+
+/// The tiles on this CPU against the portable reference, with extreme fills and odd
+/// block counts (the AVX-512 tiles take blocks two at a time).
+#[test]
+fn gemm_matches_reference_at_extremes() {
+    let mut rng = Rng(9);
+    for n in [1, 2, 3, 7, 20, 64] {
+        for fx in FILLS {
+            for fy in FILLS {
+                let x: Vec<_> = (0..n).map(|_| q5_0(&mut rng, fx, fx)).collect();
+                let y: Vec<_> = (0..n).map(|_| q8_0_ggml(&mut rng, fy)).collect();
+                let want = scalar::vec_dot_q5_0_q8_0(&x, &y);
+                let mut got = f32::NAN;
+                gemm_q5_0_q8_0(&x, &y, n, &mut |_, _, v| got = v);
+                let mag = magnitude_q5_0(&x, &y);
+                assert!(
+                    close(got, want, mag),
+                    "Q5_0 n={n} {fx:?} {fy:?}: {got} vs {want}"
+                );
+
+                let x: Vec<_> = (0..n).map(|_| q8_0_ggml(&mut rng, fx)).collect();
+                let want = scalar::vec_dot_q8_0_q8_0(&x, &y);
+                gemm_q8_0_q8_0(&x, &y, n, &mut |_, _, v| got = v);
+                let mag: f32 = x
+                    .iter()
+                    .zip(&y)
+                    .map(|(bx, by)| scalar::vec_dot_q8_0_q8_0(&[*bx], &[*by]).abs())
+                    .sum();
+                assert!(
+                    close(got, want, mag),
+                    "Q8_0 n={n} {fx:?} {fy:?}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -407,6 +480,12 @@ fn check_kgemm<W: Copy>(
                 (v - want).abs() <= 1e-4 * want.abs().max(1.0),
                 "{v} vs {want}"
             );
+            // Every wider kernel computes the 256-bit kernel's integers and floats.
+            let mut narrow = f32::NAN;
+            WIDEST.with(|f| f.set(Tiles::Avx2));
+            gemm(wr, at, k, &mut |_, _, s| narrow = s);
+            WIDEST.with(|f| f.set(Tiles::Avx512));
+            assert_eq!(v.to_bits(), narrow.to_bits(), "({r}, {t}): wide vs AVX2");
         });
         assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
     }
@@ -451,5 +530,103 @@ fn q8k_quantization_simd_matches_scalar() {
         scalar::quantize_q8k_256(&xs, &mut b);
         assert_eq!(a.d.to_bits(), b.d.to_bits(), "case {case}");
         assert_eq!((a.qs, a.bsums), (b.qs, b.bsums), "case {case}");
+    }
+}
+
+/// Runs the packed products of `w` (its original blocks `orig`, `k` per row) with
+/// activations `a` and checks each against the 256-bit kernel's `dot` bit for bit, the
+/// scalar `reference` to rounding, and the same product computed alone.
+fn check_packed<W: Copy, A: packed::ActBlock>(
+    w: &packed::PackedMatrix,
+    orig: &[W],
+    a: &[A],
+    prep: &[packed::ActPrep],
+    dot: impl Fn(&[W], &[A]) -> f32,
+    reference: impl Fn(&[W], &[A]) -> f32,
+) {
+    let (rows, k) = (w.rows(), w.k());
+    let n = a.len() / k;
+    let mut got = vec![f32::NAN; rows * n];
+    let mut seen = vec![0u32; rows * n];
+    packed::gemm(w, 0..w.groups(), a, prep, &mut |r, t, v| {
+        got[r * n + t] = v;
+        seen[r * n + t] += 1;
+    });
+    assert!(seen.iter().all(|&c| c == 1), "{rows}x{n}x{k}: {seen:?}");
+    for r in 0..rows {
+        for t in 0..n {
+            let (wr, at) = (&orig[r * k..(r + 1) * k], &a[t * k..(t + 1) * k]);
+            let v = got[r * n + t];
+            let want = dot(wr, at);
+            assert_eq!(v.to_bits(), want.to_bits(), "({r}, {t}): {v} vs {want}");
+            let exact = reference(wr, at);
+            let mag: f32 = (0..k)
+                .map(|b| reference(&wr[b..=b], &at[b..=b]).abs())
+                .sum();
+            assert!(close(v, exact, mag), "({r}, {t}): {v} vs {exact}");
+            let mut alone = f32::NAN;
+            let g = r / packed::GROUP;
+            packed::gemm(
+                w,
+                g..g + 1,
+                at,
+                &prep[t * k..(t + 1) * k],
+                &mut |rr, _, s| {
+                    if rr == r {
+                        alone = s;
+                    }
+                },
+            );
+            assert_eq!(v.to_bits(), alone.to_bits(), "({r}, {t}) alone");
+        }
+    }
+}
+
+/// Packing keeps every block; the packed products equal the 256-bit kernels' bit for
+/// bit, and each row gives the same float alone and in a batch.
+#[test]
+fn packed_round_trips_and_multiplies() {
+    let mut rng = Rng(11);
+    for (rows, n, k) in [(37, 6, 5), (16, 1, 20), (3, 9, 2)] {
+        let w5: Vec<_> = (0..rows * k)
+            .map(|_| q5_0(&mut rng, Fill::Random, Fill::Random))
+            .collect();
+        let w4: Vec<_> = (0..rows * k)
+            .map(|_| q4_1(&mut rng, Fill::Random))
+            .collect();
+        let (p5, p4) = (
+            packed::PackedMatrix::q5_0(&w5, k),
+            packed::PackedMatrix::q4_1(&w4, k),
+        );
+        for r in 0..rows {
+            for b in 0..k {
+                assert_eq!(p5.block_q5_0(r, b), w5[r * k + b], "Q5_0 row {r} block {b}");
+                assert_eq!(p4.block_q4_1(r, b), w4[r * k + b], "Q4_1 row {r} block {b}");
+            }
+        }
+        if !packed::available() {
+            continue;
+        }
+        let a0: Vec<_> = (0..n * k)
+            .map(|_| q8_0_ggml(&mut rng, Fill::Random))
+            .collect();
+        let a1: Vec<_> = (0..n * k).map(|_| q8_1(&mut rng, Fill::Random)).collect();
+        let (prep0, prep1) = (packed::prepare_q8_0(&a0), packed::prepare_q8_1(&a1));
+        check_packed(
+            &p5,
+            &w5,
+            &a0,
+            &prep0,
+            vec_dot_q5_0_q8_0,
+            scalar::vec_dot_q5_0_q8_0,
+        );
+        check_packed(
+            &p4,
+            &w4,
+            &a1,
+            &prep1,
+            vec_dot_q4_1_q8_1,
+            scalar::vec_dot_q4_1_q8_1,
+        );
     }
 }
