@@ -79,14 +79,22 @@ pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     scalar::vec_dot_q5_0_q8_0(x, y)
 }
 
-/// The widest tiles tests allow: `Tiles::Avx512` normally; the narrower ones are set
-/// so tests compare every kernel the CPU has.
+/// The widest kernels allowed: those named by `HEARTH_KERNELS` (`avx2`, `avx-vnni`;
+/// anything else, or nothing, allows every kernel the CPU has), so a machine can
+/// stand in for one without the wider instructions. Tests set it per thread instead.
 #[cfg(target_arch = "x86_64")]
 fn widest_allowed() -> Tiles {
     #[cfg(test)]
     return tests::WIDEST.with(|f| f.get());
     #[cfg(not(test))]
-    Tiles::Avx512
+    {
+        static CAP: std::sync::OnceLock<Tiles> = std::sync::OnceLock::new();
+        *CAP.get_or_init(|| match std::env::var("HEARTH_KERNELS").as_deref() {
+            Ok("avx2") => Tiles::Avx2,
+            Ok("avx-vnni") => Tiles::Vnni,
+            _ => Tiles::Avx512,
+        })
+    }
 }
 
 /// The tiled kernels, narrowest first.
@@ -101,9 +109,9 @@ pub(crate) enum Tiles {
     Avx512,
 }
 
-/// Whether the tiles `t` run here (on this CPU and not set aside by a test).
+/// Whether the tiles `t` run here (on this CPU and allowed by [`widest_allowed`]).
 #[cfg(target_arch = "x86_64")]
-fn use_tiles(t: Tiles) -> bool {
+pub(crate) fn use_tiles(t: Tiles) -> bool {
     t <= widest_allowed()
         && match t {
             Tiles::Avx2 => avx2::available(),
@@ -116,11 +124,11 @@ fn use_tiles(t: Tiles) -> bool {
 /// `"avx-vnni"`, `"avx2"` or `"scalar"`.
 pub fn gemm_kernel() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if avx512_gemm::available() {
+    if use_tiles(Tiles::Avx512) {
         return "avx-512 vnni";
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::vnni_available() {
+    if use_tiles(Tiles::Vnni) {
         return "avx-vnni";
     }
     simd_kernel()

@@ -255,10 +255,11 @@ pub fn prepare_q8_1(a: &[BlockQ8_1]) -> Vec<ActPrep> {
         .collect()
 }
 
-/// Whether [`gemm`] runs on this CPU (AVX-512 F/BW/VL with VNNI).
+/// Whether [`gemm`] runs on this CPU (AVX-512 F/BW/VL with VNNI, not set aside by
+/// `HEARTH_KERNELS`).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::avx512_gemm::available();
+    return super::use_tiles(super::Tiles::Avx512);
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -305,6 +306,17 @@ mod x86 {
     /// the weights straight from memory).
     const AHEAD_BLOCKS: usize = 16;
 
+    /// Prefetches the group block [`AHEAD_BLOCKS`] after block `b` of `w`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn prefetch(w: &[GroupBlock], b: usize) {
+        let ahead: *const u8 = w.as_ptr().wrapping_add(b + AHEAD_BLOCKS).cast();
+        for line in 0..6 {
+            // A prefetch never faults; the address may lie past the rows.
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line).cast());
+        }
+    }
+
     /// The sixteen rows' values of one group block as unsigned bytes, eight registers
     /// of four values each; Q5_0's fifth bits added unless `MIN` (Q4_1).
     #[inline]
@@ -329,7 +341,8 @@ mod x86 {
         x
     }
 
-    /// The products of one group's rows with `RN` activation rows, lane by lane.
+    /// The products of one group's rows with `RN` activation rows, lane by lane: `w`
+    /// the group's blocks, `x(b)` block `b`'s values as [`unpack`] gives them.
     ///
     /// # Safety
     /// The CPU has the features; every row of `a` and `p` holds `w.len()` blocks.
@@ -337,6 +350,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn tile<A: ActBlock, const MIN: bool, const RN: usize>(
         w: &[GroupBlock],
+        x: impl Fn(usize) -> [__m512i; 8],
         a: [&[A]; RN],
         p: [&[ActPrep]; RN],
     ) -> [__m512; RN] {
@@ -344,12 +358,7 @@ mod x86 {
         let mut acc = [[_mm512_setzero_ps(); 8]; RN];
         let mut mins = [_mm512_setzero_ps(); RN];
         for (b, g) in w.iter().enumerate() {
-            let ahead: *const GroupBlock = w.as_ptr().wrapping_add(b + AHEAD_BLOCKS);
-            for line in 0..6 {
-                // A prefetch never faults; the address may lie past the rows.
-                _mm_prefetch::<_MM_HINT_T0>(ahead.cast::<u8>().wrapping_add(64 * line).cast());
-            }
-            let x = unpack::<MIN>(g);
+            let x = x(b);
             let dx = _mm512_load_ps(g.d.as_ptr());
             for t in 0..RN {
                 let (y, prep) = (a[t].get_unchecked(b).qs(), p[t].get_unchecked(b));
@@ -399,19 +408,45 @@ mod x86 {
         let n = a.len() / k;
         let arow = |t: usize| a.get_unchecked(t * k..(t + 1) * k);
         let prow = |t: usize| prep.get_unchecked(t * k..(t + 1) * k);
+        // A group's values, unpacked once for every activation row of a chunk (from
+        // and into registers when one step covers the chunk).
+        let mut x: Vec<[__m512i; 8]> = Vec::new();
         let mut t0 = 0;
         while t0 < n {
             let t1 = (t0 + TOKEN_CHUNK).min(n);
+            let reuse = t1 - t0 > 2;
             for g in groups.clone() {
                 let wg = w.blocks.get_unchecked(g * k..(g + 1) * k);
+                if reuse {
+                    x.clear();
+                    x.extend(wg.iter().enumerate().map(|(b, blk)| {
+                        prefetch(wg, b);
+                        unpack::<MIN>(blk)
+                    }));
+                }
+                let direct = |b: usize| {
+                    prefetch(wg, b);
+                    unpack::<MIN>(wg.get_unchecked(b))
+                };
                 let live = (w.rows - g * GROUP).min(GROUP);
+                let (ap, pp) = (arow, prow);
                 let mut t = t0;
                 while t < t1 {
                     let step = (t1 - t).min(2);
-                    let sums: &[__m512] = if step == 1 {
-                        &tile::<A, MIN, 1>(wg, [arow(t)], [prow(t)])
-                    } else {
-                        &tile::<A, MIN, 2>(wg, [arow(t), arow(t + 1)], [prow(t), prow(t + 1)])
+                    let sums: &[__m512] = match (reuse, step) {
+                        (true, 1) => {
+                            &tile::<A, MIN, 1>(wg, |b| *x.get_unchecked(b), [ap(t)], [pp(t)])
+                        }
+                        (true, _) => &tile::<A, MIN, 2>(
+                            wg,
+                            |b| *x.get_unchecked(b),
+                            [ap(t), ap(t + 1)],
+                            [pp(t), pp(t + 1)],
+                        ),
+                        (false, 1) => &tile::<A, MIN, 1>(wg, direct, [ap(t)], [pp(t)]),
+                        (false, _) => {
+                            &tile::<A, MIN, 2>(wg, direct, [ap(t), ap(t + 1)], [pp(t), pp(t + 1)])
+                        }
                     };
                     for (i, s) in sums.iter().enumerate() {
                         let mut lanes = [0f32; GROUP];
