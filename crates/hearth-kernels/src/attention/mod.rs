@@ -52,9 +52,15 @@ pub fn attend(
         for (d, &s) in qs.iter_mut().zip(&q[heads.start * hd..heads.end * hd]) {
             *d = f16::from_f32(s).to_f32();
         }
-        for (j, at_key) in rows.chunks_exact_mut(group).enumerate() {
-            half_dot::dots(qs, &kv.key(lo + j)[g * hd..(g + 1) * hd], at_key);
-            for s in at_key.iter_mut() {
+        let key = |j: usize| &kv.key(lo + j)[g * hd..(g + 1) * hd];
+        for (p, at_keys) in rows.chunks_mut(2 * group).enumerate() {
+            let j = 2 * p;
+            if at_keys.len() == 2 * group {
+                half_dot::dots_pair(qs, key(j), key(j + 1), at_keys);
+            } else {
+                half_dot::dots(qs, key(j), at_keys);
+            }
+            for s in at_keys.iter_mut() {
                 *s *= shape.scale;
             }
         }

@@ -49,6 +49,16 @@ pub(crate) fn has_avx2() -> bool {
     false
 }
 
+/// Whether the AVX-512 kernels run here (on this CPU and allowed by
+/// `HEARTH_KERNELS`).
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return use_tiles(Tiles::Avx512);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// `Σ_j w[j] · a[j]` for Q4_1 weights `x` and Q8_1 activations `y` of equal length.
 ///
 /// # Panics
