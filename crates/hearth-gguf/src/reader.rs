@@ -401,26 +401,27 @@ impl GgufFile {
         &self.mmap[start..start + info.n_bytes() as usize]
     }
 
-    /// Lets the operating system drop a tensor's pages from this process's memory, for a
-    /// tensor that was copied into another layout: they are read back from the file if
-    /// touched again. Best effort (a no-op where `madvise` is missing or refuses).
-    pub fn release_tensor_pages(&self, info: &TensorInfo) {
+    /// Lets the operating system drop the pages of bytes `range` of a tensor's data
+    /// from this process's memory, for a tensor that was copied into another layout:
+    /// they are read back from the file if touched again. Best effort (a no-op where
+    /// `madvise` is missing or refuses).
+    pub fn release_tensor_pages(&self, info: &TensorInfo, range: std::ops::Range<usize>) {
         #[cfg(unix)]
         {
-            let start = self.data_start + info.offset as usize;
+            let len = (info.n_bytes() as usize)
+                .min(range.end)
+                .saturating_sub(range.start);
+            let start = self.data_start + info.offset as usize + range.start;
             // SAFETY: the map is a read-only shared mapping of the file; dropping its
             // pages only makes the next access read the same bytes from the file again,
             // so every reference into the map stays valid and unchanged.
             let _ = unsafe {
-                self.mmap.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    info.n_bytes() as usize,
-                )
+                self.mmap
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
             };
         }
         #[cfg(not(unix))]
-        let _ = info;
+        let _ = (info, range);
     }
 
     /// Offset of the data section from the start of the file.

@@ -92,12 +92,19 @@ fn main() {
             let p5 = quant::packed::PackedMatrix::q5_0(&q50, k);
             let p4 = quant::packed::PackedMatrix::q4_1(&q41, k);
             time(&format!("q5_0 x q8_0 n={n} packed"), pairs, || {
-                let prep = quant::packed::prepare_q8_0(&a0);
+                let prep = quant::packed::prepare_q8_0(&a0, quant::packed::PackedKind::Q5_0);
                 quant::packed::gemm(&p5, 0..p5.groups(), &a0, &prep, &mut |_, _, v| sink += v)
             });
             time(&format!("q4_1 x q8_1 n={n} packed"), pairs, || {
                 let prep = quant::packed::prepare_q8_1(&a1);
                 quant::packed::gemm(&p4, 0..p4.groups(), &a1, &prep, &mut |_, _, v| sink += v)
+            });
+        }
+        if quant::packed::available() {
+            let p8 = quant::packed::PackedMatrix::q8_0(&q80, k);
+            time(&format!("q8_0 x q8_0 n={n} packed"), pairs, || {
+                let prep = quant::packed::prepare_q8_0(&a0, quant::packed::PackedKind::Q8_0);
+                quant::packed::gemm(&p8, 0..p8.groups(), &a0, &prep, &mut |_, _, v| sink += v)
             });
         }
         time(&format!("q5_0 x q8_0 n={n} row dots"), pairs, || {

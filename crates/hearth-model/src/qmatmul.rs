@@ -198,6 +198,11 @@ impl QMatrix {
 
     /// Dequantizes row `r` into `out` (`cols` values): embedding lookups.
     pub fn row(&self, r: usize, out: &mut [f32]) {
+        if let Some(p) = &self.packed {
+            // The mapped pages were released after packing; reading them back would
+            // fault them (and their read-ahead) in again.
+            return p.row(r, out);
+        }
         let data = self.file.tensor_data(&self.info);
         let row_bytes = data.len() / self.rows;
         let bytes = &data[r * row_bytes..(r + 1) * row_bytes];
@@ -213,14 +218,26 @@ fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix>
     }
     let data = file.tensor_data(info);
     let k = cols / quant::QK;
-    let packed = match info.dtype {
-        GgmlType::Q5_0 => PackedMatrix::q5_0(quant::BlockQ5_0::cast_slice(data).ok()?, k),
-        GgmlType::Q4_1 => PackedMatrix::q4_1(quant::BlockQ4_1::cast_slice(data).ok()?, k),
-        _ => return None,
+    // The packed copy replaces the mapped pages for products: they are dropped behind
+    // the packing, so both are never held whole.
+    let row_bytes = k * info.dtype.block_bytes();
+    let mut released = 0;
+    let done = &mut |rows: usize| {
+        file.release_tensor_pages(info, released..rows * row_bytes);
+        released = rows * row_bytes;
     };
-    // The packed copy replaces the mapped pages for products.
-    file.release_tensor_pages(info);
-    Some(packed)
+    Some(match info.dtype {
+        GgmlType::Q5_0 => {
+            PackedMatrix::q5_0_with_progress(quant::BlockQ5_0::cast_slice(data).ok()?, k, done)
+        }
+        GgmlType::Q4_1 => {
+            PackedMatrix::q4_1_with_progress(quant::BlockQ4_1::cast_slice(data).ok()?, k, done)
+        }
+        GgmlType::Q8_0 => {
+            PackedMatrix::q8_0_with_progress(quant::BlockQ8_0::cast_slice(data).ok()?, k, done)
+        }
+        _ => None?,
+    })
 }
 
 fn vec_block_len<T: Block>() -> usize {
@@ -315,8 +332,10 @@ enum Fast {
 #[derive(Default)]
 struct Activations {
     q8_0: Vec<BlockQ8_0>,
-    /// What the packed products need of each `q8_0` block.
+    /// What the packed Q5_0 products need of each `q8_0` block.
     q8_0_prep: Vec<packed::ActPrep>,
+    /// What the packed Q8_0 products need of each `q8_0` block.
+    q8_0_prep_q8_0: Vec<packed::ActPrep>,
     /// What the packed products need of each `q8_1` block.
     q8_1_prep: Vec<packed::ActPrep>,
     q8_1: Vec<BlockQ8_1>,
@@ -340,13 +359,23 @@ impl Activations {
     fn new(x: &[f32], n: usize, cols: usize, kinds: &[Fast]) -> Self {
         let mut a = Self::default();
         let has = |f: fn(&Fast) -> bool| kinds.iter().any(f);
-        if has(|k| matches!(k, Fast::Q5_0 | Fast::Q8_0 | Fast::Packed(PackedKind::Q5_0))) {
+        if has(|k| {
+            matches!(
+                k,
+                Fast::Q5_0
+                    | Fast::Q8_0
+                    | Fast::Packed(PackedKind::Q5_0)
+                    | Fast::Packed(PackedKind::Q8_0)
+            )
+        }) {
             a.q8_0 = quantize_rows(x, n, cols);
         }
+        let blocks = quant::BlockQ8_0::cast_slice(q8_0_bytes(&a.q8_0)).unwrap_or(&[]);
         if has(|k| *k == Fast::Packed(PackedKind::Q5_0)) {
-            if let Ok(blocks) = quant::BlockQ8_0::cast_slice(q8_0_bytes(&a.q8_0)) {
-                a.q8_0_prep = packed::prepare_q8_0(blocks);
-            }
+            a.q8_0_prep = packed::prepare_q8_0(blocks, PackedKind::Q5_0);
+        }
+        if has(|k| *k == Fast::Packed(PackedKind::Q8_0)) {
+            a.q8_0_prep_q8_0 = packed::prepare_q8_0(blocks, PackedKind::Q8_0);
         }
         if has(|k| matches!(k, Fast::Q4_1 | Fast::Packed(PackedKind::Q4_1))) {
             a.q8_1 = quantize_rows(x, n, cols);
@@ -385,9 +414,13 @@ fn gemm_rows(
             let groups = r0 / packed::GROUP..r1.div_ceil(packed::GROUP);
             let write = &mut |r, t, v| write(r - r0, t, v);
             match kind {
-                PackedKind::Q5_0 => {
+                PackedKind::Q5_0 | PackedKind::Q8_0 => {
                     let a = quant::BlockQ8_0::cast_slice(q8_0_bytes(&acts.q8_0)).unwrap_or(&[]);
-                    packed::gemm(w, groups, a, &acts.q8_0_prep, write)
+                    let prep = match kind {
+                        PackedKind::Q5_0 => &acts.q8_0_prep,
+                        _ => &acts.q8_0_prep_q8_0,
+                    };
+                    packed::gemm(w, groups, a, prep, write)
                 }
                 PackedKind::Q4_1 => {
                     let a = quant::BlockQ8_1::cast_slice(q8_1_bytes(&acts.q8_1)).unwrap_or(&[]);

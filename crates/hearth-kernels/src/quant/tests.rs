@@ -594,14 +594,44 @@ fn packed_round_trips_and_multiplies() {
         let w4: Vec<_> = (0..rows * k)
             .map(|_| q4_1(&mut rng, Fill::Random))
             .collect();
-        let (p5, p4) = (
-            packed::PackedMatrix::q5_0(&w5, k),
-            packed::PackedMatrix::q4_1(&w4, k),
-        );
+        let w8: Vec<_> = (0..rows * k)
+            .map(|_| q8_0_ggml(&mut rng, Fill::Random))
+            .collect();
+        let p5 = packed::PackedMatrix::q5_0(&w5, k);
+        let p4 = packed::PackedMatrix::q4_1(&w4, k);
+        let p8 = packed::PackedMatrix::q8_0(&w8, k);
         for r in 0..rows {
             for b in 0..k {
                 assert_eq!(p5.block_q5_0(r, b), w5[r * k + b], "Q5_0 row {r} block {b}");
                 assert_eq!(p4.block_q4_1(r, b), w4[r * k + b], "Q4_1 row {r} block {b}");
+                assert_eq!(p8.block_q8_0(r, b), w8[r * k + b], "Q8_0 row {r} block {b}");
+            }
+        }
+        // Dequantized rows equal ggml's formulas.
+        let mut row = vec![0f32; k * QK];
+        let nibble = |qs: &[u8; 16], j: usize| if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 };
+        for r in [0, rows - 1] {
+            p5.row(r, &mut row);
+            for (j, &v) in row.iter().enumerate() {
+                let x = &w5[r * k + j / QK];
+                let high = ((u32::from_le_bytes(x.qh) >> (j % QK)) & 1) as i32;
+                let q = i32::from(nibble(&x.qs, j % QK)) | (high << 4);
+                assert_eq!(v, (q - 16) as f32 * x.d.to_f32(), "Q5_0 row {r} value {j}");
+            }
+            p4.row(r, &mut row);
+            for (j, &v) in row.iter().enumerate() {
+                let x = &w4[r * k + j / QK];
+                let want = f32::from(nibble(&x.qs, j % QK)) * x.d.to_f32() + x.m.to_f32();
+                assert_eq!(v, want, "Q4_1 row {r} value {j}");
+            }
+            p8.row(r, &mut row);
+            for (j, &v) in row.iter().enumerate() {
+                let x = &w8[r * k + j / QK];
+                assert_eq!(
+                    v,
+                    f32::from(x.qs[j % QK]) * x.d.to_f32(),
+                    "Q8_0 row {r} value {j}"
+                );
             }
         }
         if !packed::available() {
@@ -611,22 +641,32 @@ fn packed_round_trips_and_multiplies() {
             .map(|_| q8_0_ggml(&mut rng, Fill::Random))
             .collect();
         let a1: Vec<_> = (0..n * k).map(|_| q8_1(&mut rng, Fill::Random)).collect();
-        let (prep0, prep1) = (packed::prepare_q8_0(&a0), packed::prepare_q8_1(&a1));
+        let prep = packed::prepare_q8_0(&a0, packed::PackedKind::Q5_0);
         check_packed(
             &p5,
             &w5,
             &a0,
-            &prep0,
+            &prep,
             vec_dot_q5_0_q8_0,
             scalar::vec_dot_q5_0_q8_0,
         );
+        let prep = packed::prepare_q8_1(&a1);
         check_packed(
             &p4,
             &w4,
             &a1,
-            &prep1,
+            &prep,
             vec_dot_q4_1_q8_1,
             scalar::vec_dot_q4_1_q8_1,
+        );
+        let prep = packed::prepare_q8_0(&a0, packed::PackedKind::Q8_0);
+        check_packed(
+            &p8,
+            &w8,
+            &a0,
+            &prep,
+            vec_dot_q8_0_q8_0,
+            scalar::vec_dot_q8_0_q8_0,
         );
     }
 }
