@@ -319,17 +319,26 @@ fn by_logit_desc(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
 
 /// The index of the largest logit, ties to the lowest id, NaNs skipped; 0 if none.
 fn argmax(logits: &[f32]) -> u32 {
-    let mut best: Option<(usize, f32)> = None;
-    for (i, &l) in logits.iter().enumerate() {
-        if l.is_nan() {
-            continue;
-        }
-        match best {
-            Some((_, b)) if l <= b => {}
-            _ => best = Some((i, l)),
+    // The largest number (NaN skipped, as `f32::max` does), then its first position:
+    // two passes the compiler vectorises, where one branchy pass over a 262k
+    // vocabulary cost ~4% of a 16-stream decode step.
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &l) in lanes.iter_mut().zip(c) {
+            *m = m.max(l);
         }
     }
-    best.map_or(0, |(i, _)| i as u32)
+    let max = lanes
+        .iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    logits
+        .iter()
+        .position(|&l| l == max)
+        .map_or(0, |i| i as u32)
 }
 
 /// Max (ignoring NaN) and log-sum-exp of `logits`, NaNs counting as impossible.

@@ -163,9 +163,9 @@ fn tile_q6k<const RN: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; RN], k: usize) -> 
 }
 
 /// The whole-product function `$name` over a one-row tile `$tile::<RN>` (`RN` up to
-/// 4) for weights `$w`, with `$features` enabled.
+/// `$most`, at most 8) for weights `$w`, with `$features` enabled.
 macro_rules! kgemm {
-    ($features:literal, $name:ident, $tile:ident, $w:ty) => {
+    ($features:literal, $most:literal, $name:ident, $tile:ident, $w:ty) => {
         /// `out(r, t, Σ w[r] · a[t])` for the rows of `w` and `a`, `k` blocks each.
         ///
         /// # Safety
@@ -188,14 +188,17 @@ macro_rules! kgemm {
                     let wr = &w[r * k..(r + 1) * k];
                     let mut t = t0;
                     while t < t1 {
-                        let step = (t1 - t).min(4);
+                        let step = (t1 - t).min($most);
+                        let rows = |i: usize| arow(t + i);
                         let v: &[f32] = match step {
                             1 => &$tile::<1>(wr, [arow(t)], k),
                             2 => &$tile::<2>(wr, [arow(t), arow(t + 1)], k),
                             3 => &$tile::<3>(wr, [arow(t), arow(t + 1), arow(t + 2)], k),
-                            _ => {
-                                &$tile::<4>(wr, [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)], k)
-                            }
+                            4 => &$tile::<4>(wr, std::array::from_fn(rows), k),
+                            5 => &$tile::<5>(wr, std::array::from_fn(rows), k),
+                            6 => &$tile::<6>(wr, std::array::from_fn(rows), k),
+                            7 => &$tile::<7>(wr, std::array::from_fn(rows), k),
+                            _ => &$tile::<8>(wr, std::array::from_fn(rows), k),
                         };
                         for (i, &x) in v.iter().enumerate() {
                             out(r, t + i, x);
@@ -211,5 +214,5 @@ macro_rules! kgemm {
 
 pub(super) use kgemm;
 
-kgemm!("avx2,fma,f16c", gemm_q4k, tile_q4k, BlockQ4K);
-kgemm!("avx2,fma,f16c", gemm_q6k, tile_q6k, BlockQ6K);
+kgemm!("avx2,fma,f16c", 4, gemm_q4k, tile_q4k, BlockQ4K);
+kgemm!("avx2,fma,f16c", 4, gemm_q6k, tile_q6k, BlockQ6K);

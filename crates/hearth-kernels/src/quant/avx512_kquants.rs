@@ -152,12 +152,14 @@ fn tile_q6k<const RN: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; RN], k: usize) -> 
 
 kgemm!(
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    8,
     gemm_q4k,
     tile_q4k,
     BlockQ4K
 );
 kgemm!(
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    8,
     gemm_q6k,
     tile_q6k,
     BlockQ6K

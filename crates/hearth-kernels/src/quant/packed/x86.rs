@@ -96,15 +96,17 @@ impl Group<'_> {
 }
 
 /// The products of one group's rows with `RN` activation rows over `k` blocks, lane by
-/// lane; `x(b)` gives block `b` ready for products.
+/// lane: the blocks unpacked here if `DIRECT`, else read from `x` (unpacked before).
 ///
 /// # Safety
-/// The CPU has the features; every row of `a` and `p` holds `k` blocks.
+/// The CPU has the features; `group` (or `x`, unless `DIRECT`) and every row of `a`
+/// and `p` hold `k` blocks.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<A: ActBlock, const KIND: u8, const RN: usize>(
+unsafe fn tile<A: ActBlock, const KIND: u8, const RN: usize, const DIRECT: bool>(
     k: usize,
-    x: impl Fn(usize) -> Unpacked,
+    group: Group<'_>,
+    x: &[Unpacked],
     a: [&[A]; RN],
     p: [&[ActPrep]; RN],
 ) -> [__m512; RN] {
@@ -112,7 +114,14 @@ unsafe fn tile<A: ActBlock, const KIND: u8, const RN: usize>(
     let mut acc = [[_mm512_setzero_ps(); 8]; RN];
     let mut mins = [_mm512_setzero_ps(); RN];
     for b in 0..k {
-        let w = x(b);
+        let unpacked;
+        let w = if DIRECT {
+            group.prefetch::<KIND>(b);
+            unpacked = group.unpack::<KIND>(b);
+            &unpacked
+        } else {
+            x.get_unchecked(b)
+        };
         for t in 0..RN {
             let (y, prep) = (a[t].get_unchecked(b).qs(), p[t].get_unchecked(b));
             let scale = _mm512_mul_ps(w.d, _mm512_set1_ps(prep.d));
@@ -186,21 +195,17 @@ pub(super) unsafe fn gemm<A: ActBlock, const KIND: u8>(
                     group.unpack::<KIND>(b)
                 }));
             }
-            let direct = |b: usize| {
-                group.prefetch::<KIND>(b);
-                group.unpack::<KIND>(b)
-            };
-            let stored = |b: usize| *x.get_unchecked(b);
             let live = (w.rows - g * GROUP).min(GROUP);
             let mut t = t0;
             while t < t1 {
                 let step = (t1 - t).min(2);
                 let (a2, p2) = ([arow(t), arow(t + step - 1)], [prow(t), prow(t + step - 1)]);
+                let (a1, p1) = ([a2[0]], [p2[0]]);
                 let sums: &[__m512] = match (reuse, step) {
-                    (true, 1) => &tile::<A, KIND, 1>(k, stored, [a2[0]], [p2[0]]),
-                    (true, _) => &tile::<A, KIND, 2>(k, stored, a2, p2),
-                    (false, 1) => &tile::<A, KIND, 1>(k, direct, [a2[0]], [p2[0]]),
-                    (false, _) => &tile::<A, KIND, 2>(k, direct, a2, p2),
+                    (true, 1) => &tile::<A, KIND, 1, false>(k, group, &x, a1, p1),
+                    (true, _) => &tile::<A, KIND, 2, false>(k, group, &x, a2, p2),
+                    (false, 1) => &tile::<A, KIND, 1, true>(k, group, &x, a1, p1),
+                    (false, _) => &tile::<A, KIND, 2, true>(k, group, &x, a2, p2),
                 };
                 for (i, s) in sums.iter().enumerate() {
                     let mut lanes = [0f32; GROUP];
