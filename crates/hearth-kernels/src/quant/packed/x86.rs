@@ -174,7 +174,9 @@ pub(super) unsafe fn gemm<A: ActBlock, const KIND: u8>(
     let mut t0 = 0;
     while t0 < n {
         let t1 = (t0 + TOKEN_CHUNK).min(n);
-        let reuse = t1 - t0 > 2;
+        // Q8_0 blocks need no unpacking (their loads are all there is to it), so they
+        // are always read in place.
+        let reuse = t1 - t0 > 2 && KIND != Q8_0;
         for g in groups.clone() {
             let blocks = g * k..(g + 1) * k;
             let group = if KIND == Q8_0 {
