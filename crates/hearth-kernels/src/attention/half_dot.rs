@@ -69,39 +69,45 @@ pub(super) fn dots_pair(qs: &[f32], b0: &[f16], b1: &[f16], out: &mut [f32]) {
     dots(qs, b1, o1);
 }
 
-/// `ys[h · d + i] += alphas[h] · x[i]` for every row of `ys` (each of `d = x.len()`
-/// values): the scalar path's
-/// numerics for every row, reading and converting `x` once.
-#[inline]
-pub(super) fn axpys(alphas: &[f32], x: &[f16], ys: &mut [f32]) {
-    debug_assert_eq!(ys.len(), x.len() * alphas.len());
+/// `ys[h · d + i] = Σ_j weights[j · G + h] · xs[j][i]` for the `G = ys.len() / d` rows
+/// of `ys` (`d` values each) and the `xs.len()` rows `xs` (`d` halves each), summed in
+/// the order of `j` from zero with each product and sum rounded (the scalar path's `y +=
+/// a · x` for every row of `xs` in turn onto zeroed `ys`), the sums held in registers
+/// across the rows.
+pub(super) fn weighted_sums(weights: &[f32], xs: &[&[f16]], ys: &mut [f32]) {
+    let d = xs.first().map_or(0, |x| x.len());
+    let g = if d == 0 { 0 } else { ys.len() / d };
+    debug_assert_eq!(weights.len(), xs.len() * g);
+    ys.fill(0.0);
     #[cfg(target_arch = "x86_64")]
     if crate::quant::has_avx2() {
-        let d = x.len();
         let wide = crate::quant::has_avx512();
         let mut h = 0;
-        while h < alphas.len() {
-            let (a, rows) = (&alphas[h..], &mut ys[h * d..]);
+        while h < g {
+            let rows = &mut ys[h * d..];
             // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above), and
-            // AVX-512 F where `wide`; `rows` holds at least `G · d` values.
+            // AVX-512 F where `wide`; `rows` holds at least `G · d` values, every row
+            // of `xs` `d` values and `weights` `xs.len() · g`.
             unsafe {
-                match (wide, alphas.len() - h) {
-                    (false, 1) => x86::axpys::<1>(a, x, rows),
-                    (false, 2) => x86::axpys::<2>(a, x, rows),
-                    (false, 3) => x86::axpys::<3>(a, x, rows),
-                    (false, _) => x86::axpys::<4>(a, x, rows),
-                    (true, 1) => x86::axpys_wide::<1>(a, x, rows),
-                    (true, 2) => x86::axpys_wide::<2>(a, x, rows),
-                    (true, 3) => x86::axpys_wide::<3>(a, x, rows),
-                    (true, _) => x86::axpys_wide::<4>(a, x, rows),
+                match (wide, g - h) {
+                    (false, 1) => x86::weighted_sums::<1>(weights, g, h, xs, rows),
+                    (false, 2) => x86::weighted_sums::<2>(weights, g, h, xs, rows),
+                    (false, 3) => x86::weighted_sums::<3>(weights, g, h, xs, rows),
+                    (false, _) => x86::weighted_sums::<4>(weights, g, h, xs, rows),
+                    (true, 1) => x86::weighted_sums_wide::<1>(weights, g, h, xs, rows),
+                    (true, 2) => x86::weighted_sums_wide::<2>(weights, g, h, xs, rows),
+                    (true, 3) => x86::weighted_sums_wide::<3>(weights, g, h, xs, rows),
+                    (true, _) => x86::weighted_sums_wide::<4>(weights, g, h, xs, rows),
                 }
             }
             h += 4;
         }
         return;
     }
-    for (&a, y) in alphas.iter().zip(ys.chunks_exact_mut(x.len())) {
-        scalar_axpy(a, x, y);
+    for (x, w) in xs.iter().zip(weights.chunks_exact(g.max(1))) {
+        for (&a, y) in w.iter().zip(ys.chunks_exact_mut(d)) {
+            scalar_axpy(a, x, y);
+        }
     }
 }
 
@@ -214,57 +220,84 @@ mod x86 {
         })
     }
 
-    /// [`axpys`] sixteen values at a time.
+    /// [`super::weighted_sums`] for heads `h0..h0 + G` of `g` (rows `0..G` of `ys`),
+    /// eight values at a time, the sums held in registers across the rows of `xs`.
     ///
-    /// SAFETY: as [`axpys`], and the CPU supports AVX-512 F.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    pub(super) unsafe fn axpys_wide<const G: usize>(alphas: &[f32], x: &[f16], ys: &mut [f32]) {
-        let n = x.len();
-        let (px, py) = (x.as_ptr(), ys.as_mut_ptr());
-        let a: [__m512; G] = std::array::from_fn(|h| _mm512_set1_ps(alphas[h]));
-        let mut i = 0;
-        while i + 16 <= n {
-            let v = _mm512_cvtph_ps(_mm256_loadu_si256(px.add(i).cast()));
-            for (h, a) in a.iter().enumerate() {
-                let y = py.add(h * n + i);
-                _mm512_storeu_ps(y, _mm512_add_ps(_mm512_loadu_ps(y), _mm512_mul_ps(*a, v)));
-            }
-            i += 16;
-        }
-        for j in i..n {
-            let v = x[j].to_f32();
-            for h in 0..G {
-                ys[h * n + j] += alphas[h] * v;
-            }
-        }
-    }
-
-    /// `y += alpha · x` into the first `G` rows of `ys` (each `x.len()` long) with the
-    /// first `G` of `alphas`, the product and the sum rounded separately as the scalar
-    /// path does.
-    ///
-    /// SAFETY: the CPU supports AVX2, FMA and F16C; `ys` holds `G · x.len()` values
-    /// and `alphas` `G`.
-    #[inline]
+    /// SAFETY: the CPU supports AVX2, FMA and F16C; `ys` holds `G · d` values, every
+    /// row of `xs` `d`, `weights` `xs.len() · g`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn axpys<const G: usize>(alphas: &[f32], x: &[f16], ys: &mut [f32]) {
-        let n = x.len();
-        let (px, py) = (x.as_ptr(), ys.as_mut_ptr());
-        let a: [__m256; G] = std::array::from_fn(|h| _mm256_set1_ps(alphas[h]));
+    pub(super) unsafe fn weighted_sums<const G: usize>(
+        weights: &[f32],
+        g: usize,
+        h0: usize,
+        xs: &[&[f16]],
+        ys: &mut [f32],
+    ) {
+        let d = xs[0].len();
         let mut i = 0;
-        while i + 8 <= n {
-            let v = load8(px.add(i));
-            for (h, a) in a.iter().enumerate() {
-                let y = py.add(h * n + i);
-                _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(*a, v)));
+        while i + 8 <= d {
+            let mut y = [_mm256_setzero_ps(); G];
+            for (x, w) in xs.iter().zip(weights.chunks_exact(g)) {
+                let v = load8(x.as_ptr().add(i));
+                for (h, y) in y.iter_mut().enumerate() {
+                    let a = _mm256_set1_ps(*w.get_unchecked(h0 + h));
+                    *y = _mm256_add_ps(*y, _mm256_mul_ps(a, v));
+                }
+            }
+            for (h, y) in y.iter().enumerate() {
+                _mm256_storeu_ps(ys.as_mut_ptr().add(h * d + i), *y);
             }
             i += 8;
         }
-        for j in i..n {
-            let v = x[j].to_f32();
-            for h in 0..G {
-                ys[h * n + j] += alphas[h] * v;
+        tail::<G>(weights, g, h0, xs, ys, i);
+    }
+
+    /// [`weighted_sums`] sixteen values at a time.
+    ///
+    /// SAFETY: as [`weighted_sums`], and the CPU supports AVX-512 F.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    pub(super) unsafe fn weighted_sums_wide<const G: usize>(
+        weights: &[f32],
+        g: usize,
+        h0: usize,
+        xs: &[&[f16]],
+        ys: &mut [f32],
+    ) {
+        let d = xs[0].len();
+        let mut i = 0;
+        while i + 16 <= d {
+            let mut y = [_mm512_setzero_ps(); G];
+            for (x, w) in xs.iter().zip(weights.chunks_exact(g)) {
+                let v = _mm512_cvtph_ps(_mm256_loadu_si256(x.as_ptr().add(i).cast()));
+                for (h, y) in y.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*w.get_unchecked(h0 + h));
+                    *y = _mm512_add_ps(*y, _mm512_mul_ps(a, v));
+                }
+            }
+            for (h, y) in y.iter().enumerate() {
+                _mm512_storeu_ps(ys.as_mut_ptr().add(h * d + i), *y);
+            }
+            i += 16;
+        }
+        tail::<G>(weights, g, h0, xs, ys, i);
+    }
+
+    /// The values from `i` on, one at a time.
+    fn tail<const G: usize>(
+        weights: &[f32],
+        g: usize,
+        h0: usize,
+        xs: &[&[f16]],
+        ys: &mut [f32],
+        i: usize,
+    ) {
+        let d = xs[0].len();
+        for (x, w) in xs.iter().zip(weights.chunks_exact(g)) {
+            for j in i..d {
+                let v = x[j].to_f32();
+                for h in 0..G {
+                    ys[h * d + j] += w[h0 + h] * v;
+                }
             }
         }
     }
@@ -274,8 +307,24 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// Every kernel this CPU has (AVX-512, then AVX2 alone) against the scalar path.
     #[test]
     fn simd_and_scalar_agree() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::quant::tests::WIDEST;
+            use crate::quant::Tiles;
+            for widest in [Tiles::Avx512, Tiles::Avx2] {
+                WIDEST.with(|w| w.set(widest));
+                agree();
+            }
+            WIDEST.with(|w| w.set(Tiles::Avx512));
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        agree();
+    }
+
+    fn agree() {
         for n in [1, 7, 8, 15, 16, 17, 64, 256, 259] {
             for rows in 1..=6 {
                 let a: Vec<f32> = (0..rows * n)
@@ -296,14 +345,25 @@ mod tests {
                     let want1 = scalar_dot(&a[h * n..(h + 1) * n], &b1);
                     assert_eq!(pair[rows + h].to_bits(), want1.to_bits(), "{n}: pair {h}'");
                 }
-                let alphas: Vec<f32> = (0..rows).map(|h| 0.37 - 0.1 * h as f32).collect();
-                let mut y1 = a.clone();
-                let mut y2 = a.clone();
-                axpys(&alphas, &b, &mut y1);
-                for (h, y) in y2.chunks_exact_mut(n).enumerate() {
-                    scalar_axpy(alphas[h], &b, y);
+                // Weighted sums over three rows equal three scalar `y += a·x` onto zeros.
+                let xs: Vec<Vec<f16>> = (0..3)
+                    .map(|j| {
+                        b.iter()
+                            .map(|v| f16::from_f32(v.to_f32() * (j as f32 - 0.7)))
+                            .collect()
+                    })
+                    .collect();
+                let refs: Vec<&[f16]> = xs.iter().map(|x| &x[..]).collect();
+                let weights: Vec<f32> = (0..3 * rows).map(|i| 0.3 - 0.07 * i as f32).collect();
+                let mut got = vec![f32::NAN; rows * n];
+                weighted_sums(&weights, &refs, &mut got);
+                let mut want = vec![0f32; rows * n];
+                for (x, w) in refs.iter().zip(weights.chunks_exact(rows)) {
+                    for (&a, y) in w.iter().zip(want.chunks_exact_mut(n)) {
+                        scalar_axpy(a, x, y);
+                    }
                 }
-                assert_eq!(y1, y2, "{n} x {rows}");
+                assert_eq!(got, want, "weighted sums {n} x {rows}");
             }
         }
     }

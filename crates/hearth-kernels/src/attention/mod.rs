@@ -79,11 +79,10 @@ pub fn attend(
                 *s = f16::from_f32(*s * inv).to_f32();
             }
         }
-        let outs = &mut out[heads.start * hd..heads.end * hd];
-        outs.fill(0.0);
-        for (j, weights) in rows.chunks_exact(group).enumerate() {
-            half_dot::axpys(weights, &kv.value(lo + j)[g * hd..(g + 1) * hd], outs);
-        }
+        let values: Vec<&[f16]> = (0..n)
+            .map(|j| &kv.value(lo + j)[g * hd..(g + 1) * hd])
+            .collect();
+        half_dot::weighted_sums(rows, &values, &mut out[heads.start * hd..heads.end * hd]);
     }
 }
 

@@ -22,7 +22,7 @@ mod kquants;
 pub mod packed;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use blocks::{
     BlockQ4K, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, CastError,

@@ -309,7 +309,7 @@ fn check_gemm<W: Copy, A: Copy>(
 
 thread_local! {
     /// The widest tiles a test lets the products use (to check the narrower ones too).
-    pub(super) static WIDEST: std::cell::Cell<Tiles> = const { std::cell::Cell::new(Tiles::Avx512) };
+    pub(crate) static WIDEST: std::cell::Cell<Tiles> = const { std::cell::Cell::new(Tiles::Avx512) };
 }
 
 /// On a CPU with AVX-512 or AVX-VNNI, every narrower set of tiles is checked as well.
