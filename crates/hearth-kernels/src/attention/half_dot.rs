@@ -76,7 +76,7 @@ pub(super) fn dots_pair(qs: &[f32], b0: &[f16], b1: &[f16], out: &mut [f32]) {
 /// across the rows.
 pub(super) fn weighted_sums(weights: &[f32], xs: &[&[f16]], ys: &mut [f32]) {
     let d = xs.first().map_or(0, |x| x.len());
-    let g = if d == 0 { 0 } else { ys.len() / d };
+    let g = ys.len().checked_div(d).unwrap_or(0);
     debug_assert_eq!(weights.len(), xs.len() * g);
     ys.fill(0.0);
     #[cfg(target_arch = "x86_64")]
