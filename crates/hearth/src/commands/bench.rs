@@ -72,7 +72,11 @@ llm.reset(); llm.eval(toks(8)); nxt = toks(tg); t0 = time.perf_counter()
 for x in nxt:
     llm.eval([x])
 out["decode"] = tg / (time.perf_counter() - t0)
-out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so it would report
+# the parent's (hearth's) peak whenever that is the larger.
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+out["peak_rss_bytes"] = (int(hwm[0].split()[1]) * 1024 if hwm
+                         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 print(json.dumps(out))
 "#;
 
