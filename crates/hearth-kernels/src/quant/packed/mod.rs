@@ -1,7 +1,7 @@
 //! Q5_0, Q4_1 and Q8_0 weights repacked sixteen rows side by side, for AVX-512
 //! products where one `vpdpbusd` advances sixteen rows at once.
 //!
-//! The tiles of [`super::avx2_gemm`] and [`super::avx512_gemm`] give each (row, token)
+//! The tiles of `avx2_gemm` and `avx512_gemm` give each (row, token)
 //! pair its own register and spend about five operations per pair of blocks. Here
 //! lane `r` of a register belongs to row `r` of a group of sixteen: four bytes of each
 //! row sit side by side, and one `vpdpbusd` against four activation bytes broadcast to
@@ -11,7 +11,7 @@
 //! The float steps are those of the 256-bit kernels and of ggml's AVX2 `vec_dot`:
 //! values `4i..4i + 4` of every block feed lane `i` of eight, each lane is scaled by
 //! `d_w · d_a` and accumulated block after block, the eight lanes are added in
-//! [`super::avx2`]'s `hsum` order, and Q4_1's minimum terms are summed apart and added
+//! `avx2::hsum`'s order, and Q4_1's minimum terms are summed apart and added
 //! last. So results equal theirs bit for bit, alone or in any batch. (Q8_0 weights are
 //! stored plus 128, unsigned, and each lane starts from `−128 · Σ` of its four
 //! activations, the same integers as the 256-bit kernels' sign trick.)
