@@ -88,7 +88,7 @@ fn main() {
         time(&format!("q5_0 x q8_0 n={n}"), pairs, || {
             quant::gemm_q5_0_q8_0(&q50, &a0, k, &mut |_, _, v| sink += v)
         });
-        if quant::packed::available() {
+        if quant::packed::available(quant::packed::PackedKind::Q5_0) {
             let p5 = quant::packed::PackedMatrix::q5_0(&q50, k);
             let p4 = quant::packed::PackedMatrix::q4_1(&q41, k);
             time(&format!("q5_0 x q8_0 n={n} packed"), pairs, || {
@@ -100,7 +100,7 @@ fn main() {
                 quant::packed::gemm(&p4, 0..p4.groups(), &a1, &prep, &mut |_, _, v| sink += v)
             });
         }
-        if quant::packed::available() {
+        if quant::packed::available(quant::packed::PackedKind::Q8_0) {
             let p8 = quant::packed::PackedMatrix::q8_0(&q80, k);
             time(&format!("q8_0 x q8_0 n={n} packed"), pairs, || {
                 let prep = quant::packed::prepare_q8_0(&a0, quant::packed::PackedKind::Q8_0);

@@ -213,7 +213,13 @@ impl QMatrix {
 /// `info`'s weights repacked for the packed kernels, where they run on this CPU and
 /// the type has one; the mapped pages are released behind.
 fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix> {
-    if !packed::available() {
+    let kind = match info.dtype {
+        GgmlType::Q5_0 => PackedKind::Q5_0,
+        GgmlType::Q4_1 => PackedKind::Q4_1,
+        GgmlType::Q8_0 => PackedKind::Q8_0,
+        _ => return None,
+    };
+    if !packed::available(kind) {
         return None;
     }
     let data = file.tensor_data(info);

@@ -1,5 +1,6 @@
 //! Q5_0, Q4_1 and Q8_0 weights repacked sixteen rows side by side, for AVX-512
-//! products where one `vpdpbusd` advances sixteen rows at once.
+//! products where one `vpdpbusd` advances sixteen rows at once (and AVX2 ones for Q5_0
+//! and Q4_1, eight rows per instruction).
 //!
 //! The tiles of `avx2_gemm` and `avx512_gemm` give each (row, token)
 //! pair its own register and spend about five operations per pair of blocks. Here
@@ -25,6 +26,11 @@ pub const GROUP: usize = 16;
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests;
 
 /// One block (32 values) of sixteen Q5_0 or Q4_1 rows: 384 bytes, six cache lines.
 #[derive(Clone, Copy)]
@@ -421,13 +427,18 @@ pub fn prepare_q8_1(a: &[BlockQ8_1]) -> Vec<ActPrep> {
         .collect()
 }
 
-/// Whether [`gemm`] runs on this CPU (AVX-512 F/BW/VL with VNNI, not set aside by
-/// `HEARTH_KERNELS`).
-pub fn available() -> bool {
+/// Whether [`gemm`] runs on this CPU for weights of kind `kind`: AVX-512 F/BW/VL with
+/// VNNI for every kind, AVX2 + FMA + F16C for Q5_0 and Q4_1 (as `HEARTH_KERNELS`
+/// allows).
+pub fn available(kind: PackedKind) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::use_tiles(super::Tiles::Avx512);
+    return super::use_tiles(super::Tiles::Avx512)
+        || (kind != PackedKind::Q8_0 && super::use_tiles(super::Tiles::Avx2));
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let _ = kind;
+        false
+    }
 }
 
 /// `out(r, t, Σ w[r] · a[t])` for the rows in groups `groups` of `w` and the
@@ -435,8 +446,8 @@ pub fn available() -> bool {
 /// `prep` from [`prepare_q8_0`] or [`prepare_q8_1`] on `a`).
 ///
 /// # Panics
-/// If [`available`] is false, `groups` goes past `w`, or `a` or `prep` is not whole
-/// rows of `w.k()` blocks.
+/// If [`available`] is false for `w`'s kind, `groups` goes past `w`, or `a` or `prep`
+/// is not whole rows of `w.k()` blocks.
 pub fn gemm<A: ActBlock>(
     w: &PackedMatrix,
     groups: std::ops::Range<usize>,
@@ -449,15 +460,26 @@ pub fn gemm<A: ActBlock>(
         "packed gemm: activations are not whole rows"
     );
     assert!(groups.end <= w.groups(), "packed gemm: groups");
-    assert!(available(), "packed gemm: the CPU lacks AVX-512 VNNI");
+    assert!(
+        available(w.kind),
+        "packed gemm: the CPU lacks the instructions for {:?}",
+        w.kind
+    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the CPU has the features (checked just above); `a` and `prep` hold
-    // whole rows of `k` blocks and every group `k` blocks.
+    // SAFETY: the CPU has the features (checked just above: AVX-512 with VNNI, or
+    // AVX2 + FMA + F16C for Q5_0 and Q4_1); `a` and `prep` hold whole rows of `k`
+    // blocks and every group `k` blocks.
     unsafe {
-        match w.kind {
-            PackedKind::Q5_0 => x86::gemm::<A, { x86::Q5_0 }>(w, groups, a, prep, out),
-            PackedKind::Q4_1 => x86::gemm::<A, { x86::Q4_1 }>(w, groups, a, prep, out),
-            PackedKind::Q8_0 => x86::gemm::<A, { x86::Q8_0 }>(w, groups, a, prep, out),
+        if super::use_tiles(super::Tiles::Avx512) {
+            match w.kind {
+                PackedKind::Q5_0 => x86::gemm::<A, { x86::Q5_0 }>(w, groups, a, prep, out),
+                PackedKind::Q4_1 => x86::gemm::<A, { x86::Q4_1 }>(w, groups, a, prep, out),
+                PackedKind::Q8_0 => x86::gemm::<A, { x86::Q8_0 }>(w, groups, a, prep, out),
+            }
+        } else if w.kind == PackedKind::Q4_1 {
+            x86_avx2::gemm::<A, true>(w, groups, a, prep, out)
+        } else {
+            x86_avx2::gemm::<A, false>(w, groups, a, prep, out)
         }
     }
 }
