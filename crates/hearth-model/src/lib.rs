@@ -28,7 +28,7 @@ pub use kv_cache::KvCache;
 pub use linear::{low_rank_names, LOW_RANK_A, LOW_RANK_B};
 pub use lora::{LoraAdapter, LoraTensor, ModelLora};
 pub use paged::{PagedKv, RaggedBatch, SeqSlice, WindowTable};
-pub use qmatmul::QMatrix;
+pub use qmatmul::{resident_weight_bytes, QMatrix};
 
 /// The instruction set the quantized matrix products use on this CPU (`"avx-vnni"`,
 /// `"avx2"` or `"scalar"`).

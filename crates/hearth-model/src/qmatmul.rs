@@ -210,6 +210,24 @@ impl QMatrix {
     }
 }
 
+/// Bytes that `bytes` of 2-D weights of type `dtype` (a GGUF type name such as `Q4_1`)
+/// take in memory once loaded on this CPU: repacked for the packed kernels where
+/// those run (Q5_0 and Q4_1 groups hold `f32` scales: 384 bytes per 16 blocks of 352
+/// or 320; Q8_0 keeps its size), else the mapped bytes themselves.
+pub fn resident_weight_bytes(dtype: &str, bytes: u64) -> u64 {
+    let (kind, block_bytes, packed_bytes) = match dtype {
+        "Q5_0" => (PackedKind::Q5_0, 22, 24),
+        "Q4_1" => (PackedKind::Q4_1, 20, 24),
+        "Q8_0" => (PackedKind::Q8_0, 34, 34),
+        _ => return bytes,
+    };
+    if packed::available(kind) {
+        bytes / block_bytes * packed_bytes
+    } else {
+        bytes
+    }
+}
+
 /// `info`'s weights repacked for the packed kernels, where they run on this CPU and
 /// the type has one; the mapped pages are released behind.
 fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix> {
