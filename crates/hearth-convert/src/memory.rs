@@ -17,7 +17,7 @@ const TOKENIZER_BYTES_PER_TOKEN: u64 = 240;
 
 /// The process itself: code, thread stacks, allocator and runtime, measured as the
 /// peak resident memory of `hearth generate` minus everything counted above (12 MB
-/// before weights were repacked; 19 - 32 MB since, on SmolLM2 and Gemma at short and
+/// before weights were repacked; 19 - 37 MB since, on SmolLM2 and Gemma at short and
 /// long contexts: pages of the map around the repacked tensors stay resident).
 const RUNTIME_BYTES: u64 = 20 << 20;
 

@@ -26,6 +26,19 @@ pub fn vnni_available() -> bool {
     *HAS.get_or_init(|| available() && is_x86_feature_detected!("avxvnni"))
 }
 
+/// Whether this CPU also has AVX-512 F/BW/VL with VNNI (the packed kernels, the K-quant
+/// and attention paths on 512-bit registers; checked once).
+pub fn avx512_available() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        available()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

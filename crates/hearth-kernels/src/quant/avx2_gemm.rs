@@ -204,93 +204,13 @@ pub(super) unsafe fn dot<P: Pair>(w: &[P::W], a: &[P::A]) -> f32 {
 pub(super) const TOKEN_CHUNK: usize = 64;
 
 /// Weight rows per tile.
-pub(super) const ROWS: usize = 4;
+const ROWS: usize = 4;
 
 /// How far ahead of the block being read the weights are prefetched, in bytes. Decoding
 /// reads every weight once per token, straight from memory; without software prefetch
 /// the kernels waited on it (measured, 2 threads: SmolLM2 decode 60 → 120 tok/s and
 /// Gemma 36 → 52 tok/s at 8 KiB; 1 KiB gave 77 and 40, 16 KiB 89 and 45).
 pub(super) const PREFETCH_BYTES: usize = 8192;
-
-/// The row and whole-product functions over a tile function `$tile::<P, RM, RN>` for
-/// `P: $pair` (`RM` up to [`ROWS`], `RN` up to 4), with `$features` enabled.
-macro_rules! drivers {
-    ($features:literal, $pair:path, $tile:ident, $row_tile:ident, $gemm:ident) => {
-        /// `out(r, t, Σ w[r] · a[t])` for `rows` weight rows of `k` blocks in `w` and `n`
-        /// activation rows of `k` blocks in `a`.
-        ///
-        /// # Safety
-        /// The CPU supports every feature the function enables; `w` holds `rows · k`
-        /// blocks and `a` `n · k`.
-        #[target_feature(enable = $features)]
-        pub(super) unsafe fn $gemm<P: $pair>(
-            w: &[P::W],
-            a: &[P::A],
-            k: usize,
-            rows: usize,
-            n: usize,
-            out: &mut impl FnMut(usize, usize, f32),
-        ) {
-            let wrow = |r: usize| w.get_unchecked(r * k..(r + 1) * k);
-            let mut t0 = 0;
-            while t0 < n {
-                let t1 = (t0 + TOKEN_CHUNK).min(n);
-                let mut r = 0;
-                while r + ROWS <= rows {
-                    let ws: [&[P::W]; ROWS] = std::array::from_fn(|i| wrow(r + i));
-                    $row_tile::<P, ROWS>(ws, a, k, r, t0, t1, out);
-                    r += ROWS;
-                }
-                while r < rows {
-                    $row_tile::<P, 1>([wrow(r)], a, k, r, t0, t1, out);
-                    r += 1;
-                }
-                t0 = t1;
-            }
-        }
-
-        /// Weight rows `ws` (the first is row `r`) against activation rows `t0..t1`, up to
-        /// four at a time.
-        ///
-        /// # Safety
-        /// As [`gemm`].
-        #[inline]
-        #[target_feature(enable = $features)]
-        unsafe fn $row_tile<P: $pair, const RM: usize>(
-            ws: [&[P::W]; RM],
-            a: &[P::A],
-            k: usize,
-            r: usize,
-            t0: usize,
-            t1: usize,
-            out: &mut impl FnMut(usize, usize, f32),
-        ) {
-            let arow = |t: usize| a.get_unchecked(t * k..(t + 1) * k);
-            let mut t = t0;
-            while t < t1 {
-                let step = (t1 - t).min(4);
-                match step {
-                    1 => emit(r, t, $tile::<P, RM, 1>(ws, [arow(t)], k), out),
-                    2 => emit(r, t, $tile::<P, RM, 2>(ws, [arow(t), arow(t + 1)], k), out),
-                    3 => emit(
-                        r,
-                        t,
-                        $tile::<P, RM, 3>(ws, [arow(t), arow(t + 1), arow(t + 2)], k),
-                        out,
-                    ),
-                    _ => emit(
-                        r,
-                        t,
-                        $tile::<P, RM, 4>(ws, [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)], k),
-                        out,
-                    ),
-                }
-                t += step;
-            }
-        }
-    };
-}
-pub(super) use drivers;
 
 /// The tile, row and whole-product functions for one instruction set: `$features`
 /// enabled, products through `P::$dot` on activations from `P::$act`.
@@ -337,7 +257,77 @@ macro_rules! tiled {
             out
         }
 
-        drivers!($features, Pair, $tile, $row_tile, $gemm);
+        /// `out(r, t, Σ w[r] · a[t])` for `rows` weight rows of `k` blocks in `w` and `n`
+        /// activation rows of `k` blocks in `a`.
+        ///
+        /// # Safety
+        /// The CPU supports AVX2, FMA and F16C; `w` holds `rows · k` blocks and `a` `n · k`.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $gemm<P: Pair>(
+            w: &[P::W],
+            a: &[P::A],
+            k: usize,
+            rows: usize,
+            n: usize,
+            out: &mut impl FnMut(usize, usize, f32),
+        ) {
+            let wrow = |r: usize| w.get_unchecked(r * k..(r + 1) * k);
+            let mut t0 = 0;
+            while t0 < n {
+                let t1 = (t0 + TOKEN_CHUNK).min(n);
+                let mut r = 0;
+                while r + ROWS <= rows {
+                    let ws: [&[P::W]; ROWS] = std::array::from_fn(|i| wrow(r + i));
+                    $row_tile::<P, ROWS>(ws, a, k, r, t0, t1, out);
+                    r += ROWS;
+                }
+                while r < rows {
+                    $row_tile::<P, 1>([wrow(r)], a, k, r, t0, t1, out);
+                    r += 1;
+                }
+                t0 = t1;
+            }
+        }
+
+        /// Weight rows `ws` (the first is row `r`) against activation rows `t0..t1`, up to
+        /// four at a time.
+        ///
+        /// # Safety
+        /// As [`gemm`].
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $row_tile<P: Pair, const RM: usize>(
+            ws: [&[P::W]; RM],
+            a: &[P::A],
+            k: usize,
+            r: usize,
+            t0: usize,
+            t1: usize,
+            out: &mut impl FnMut(usize, usize, f32),
+        ) {
+            let arow = |t: usize| a.get_unchecked(t * k..(t + 1) * k);
+            let mut t = t0;
+            while t < t1 {
+                let step = (t1 - t).min(4);
+                match step {
+                    1 => emit(r, t, $tile::<P, RM, 1>(ws, [arow(t)], k), out),
+                    2 => emit(r, t, $tile::<P, RM, 2>(ws, [arow(t), arow(t + 1)], k), out),
+                    3 => emit(
+                        r,
+                        t,
+                        $tile::<P, RM, 3>(ws, [arow(t), arow(t + 1), arow(t + 2)], k),
+                        out,
+                    ),
+                    _ => emit(
+                        r,
+                        t,
+                        $tile::<P, RM, 4>(ws, [arow(t), arow(t + 1), arow(t + 2), arow(t + 3)], k),
+                        out,
+                    ),
+                }
+                t += step;
+            }
+        }
     };
 }
 
@@ -352,7 +342,7 @@ tiled!(
 );
 
 #[inline]
-pub(super) fn emit<const RM: usize, const RN: usize>(
+fn emit<const RM: usize, const RN: usize>(
     r0: usize,
     t0: usize,
     v: [[f32; RN]; RM],

@@ -15,8 +15,6 @@ mod avx2_gemm;
 #[cfg(target_arch = "x86_64")]
 mod avx2_kquants;
 #[cfg(target_arch = "x86_64")]
-mod avx512_gemm;
-#[cfg(target_arch = "x86_64")]
 mod avx512_kquants;
 mod kquants;
 pub mod packed;
@@ -115,7 +113,8 @@ pub(crate) enum Tiles {
     Avx2,
     /// AVX-VNNI on 256-bit registers.
     Vnni,
-    /// AVX-512 with VNNI (Q5_0 and Q8_0 weights; Q4_1 uses [`Tiles::Vnni`]).
+    /// AVX-512 with VNNI: packed weights, K-quants and attention on 512-bit registers
+    /// (unpacked Q4_1, Q5_0 and Q8_0 rows use [`Tiles::Vnni`]).
     Avx512,
 }
 
@@ -126,7 +125,7 @@ pub(crate) fn use_tiles(t: Tiles) -> bool {
         && match t {
             Tiles::Avx2 => avx2::available(),
             Tiles::Vnni => avx2::vnni_available(),
-            Tiles::Avx512 => avx512_gemm::available(),
+            Tiles::Avx512 => avx2::avx512_available(),
         }
 }
 
@@ -145,13 +144,13 @@ pub fn gemm_kernel() -> &'static str {
 }
 
 macro_rules! gemm_fn {
-    ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path $(, $wide:ident)?) => {
+    ($(#[$doc:meta])* $name:ident, $w:ty, $a:ty, $pair:ident, $dot:path) => {
         $(#[$doc])*
         ///
         /// `w` holds `rows` weight rows and `a` holds `n` activation rows, `k` blocks
-        /// each; `out(r, t, v)` receives every product once. Each product depends on its
-        /// two rows alone (never on the other rows in the call), so a row's result is
-        /// the same alone and in a batch.
+        /// each; `out(r, t, v)` receives every product once. Results are bit-identical
+        /// to the single-row dot product's, so a row's result is the same alone and in
+        /// a batch.
         ///
         /// # Panics
         /// If `k` is 0 or either slice is not a whole number of rows.
@@ -161,17 +160,6 @@ macro_rules! gemm_fn {
                 concat!(stringify!($name), ": slices are not whole rows")
             );
             let (rows, n) = (w.len() / k, a.len() / k);
-            $(
-                #[cfg(target_arch = "x86_64")]
-                if use_tiles(Tiles::Avx512) {
-                    // SAFETY: the CPU supports AVX2, FMA, F16C, AVX-512 F/BW/VL and
-                    // VNNI (checked just above), and the slices hold `rows · k` and
-                    // `n · k` blocks.
-                    return unsafe {
-                        avx512_gemm::gemm::<avx512_gemm::$wide>(w, a, k, rows, n, out)
-                    };
-                }
-            )?
             #[cfg(target_arch = "x86_64")]
             if use_tiles(Tiles::Vnni) {
                 // SAFETY: the CPU supports AVX2, FMA, F16C and AVX-VNNI (checked just
@@ -201,11 +189,11 @@ gemm_fn!(
 );
 gemm_fn!(
     /// Every product of Q5_0 weight rows with Q8_0 activation rows.
-    gemm_q5_0_q8_0, BlockQ5_0, BlockQ8_0, Q5_0, vec_dot_q5_0_q8_0, Q5_0
+    gemm_q5_0_q8_0, BlockQ5_0, BlockQ8_0, Q5_0, vec_dot_q5_0_q8_0
 );
 gemm_fn!(
     /// Every product of Q8_0 weight rows with Q8_0 activation rows.
-    gemm_q8_0_q8_0, BlockQ8_0, BlockQ8_0, Q8_0, vec_dot_q8_0_q8_0, Q8_0
+    gemm_q8_0_q8_0, BlockQ8_0, BlockQ8_0, Q8_0, vec_dot_q8_0_q8_0
 );
 
 /// `Σ_j w[j] · a[j]` for Q8_0 weights `x` and Q8_0 activations `y` of equal length.

@@ -2,8 +2,8 @@
 //! products where one `vpdpbusd` advances sixteen rows at once (and AVX2 ones for Q5_0
 //! and Q4_1, eight rows per instruction).
 //!
-//! The tiles of `avx2_gemm` and `avx512_gemm` give each (row, token)
-//! pair its own register and spend about five operations per pair of blocks. Here
+//! The tiles of `avx2_gemm` give each (row, token) pair its own register and spend
+//! about five operations per pair of blocks. Here
 //! lane `r` of a register belongs to row `r` of a group of sixteen: four bytes of each
 //! row sit side by side, and one `vpdpbusd` against four activation bytes broadcast to
 //! every lane advances all sixteen rows (ggml's `repack.cpp` does the same for Q4_0
@@ -265,11 +265,6 @@ impl PackedMatrix {
     /// Groups of [`GROUP`] rows.
     pub fn groups(&self) -> usize {
         self.rows.div_ceil(GROUP)
-    }
-
-    /// Bytes held.
-    pub fn n_bytes(&self) -> usize {
-        std::mem::size_of_val(&self.blocks[..]) + std::mem::size_of_val(&self.bytes[..])
     }
 
     fn group_block(&self, r: usize, b: usize) -> (&GroupBlock, usize) {
