@@ -1,7 +1,13 @@
 //! Street addresses: US style (house number, street name, USPS street suffix, optional
-//! unit, city, state and ZIP; P.O. boxes and military APO/FPO/DPO addresses) and mainland Chinese
+//! unit, city, state and ZIP; P.O. boxes and military APO/FPO/DPO addresses), mainland Chinese
 //! (province, then city/district text, a street ending in 路/街/道/巷, a number with
-//! 号/座/栋, optional unit and room, optional postcode).
+//! 号/座/栋, optional unit and room, optional postcode), and the European street-then-number
+//! form where a street-type word says it is a street: a type before the name (Rua, Calle,
+//! Via, Rue, ul., ...: Portuguese, Spanish, Italian, French, Polish, Croatian), a type
+//! word after it (Villacher Strasse, Király u., Hegedűs Gyula utca: German, Hungarian), or
+//! a type ending the name (Brixtonlaan, Magrethevej, Koskikatu, Fagradalsbraut: Dutch,
+//! German, Danish, Norwegian, Swedish, Finnish, Estonian, Icelandic), then a house number.
+//! Streets without a type word (Czech "Mlýnská 1540", Estonian "Kuuse 53") are not claimed.
 //!
 //! Patterns only, with explicit boundary checks; no gazetteer of street names. A US
 //! address needs its suffix from USPS Publication 28, Appendix C1 (the full list below),
@@ -436,7 +442,24 @@ pub(crate) fn is_street_suffix(word: &str) -> bool {
         })
 }
 
+/// Street-type words written before the street name (lower case ones as written).
+const EU_TYPES_BEFORE: &str = "Rua|Avenida|Avda\\.|Av\\.|Calle|C/|Carrer|Paseo|Plaza|Praça|Travessa|Largo|Via|Viale|\
+Vicolo|Piazza|Corso|Strada|Rue|Avenue|Boulevard|Bd\\.?|Chemin|Allée|Quai|Impasse|ul\\.|ulica|al\\.|Aleja|\
+Plac|trg|Trg|Ulica|Cesta";
+
+/// Street-type words written after the name, as a word of their own.
+const EU_TYPES_AFTER: &str =
+    "Strasse|Straße|Str\\.|Gasse|Weg|Platz|Allee|utca|u\\.|út|tér|körút|sétány";
+
+/// Endings of one-word street names that carry their type (Brixtonlaan, Koskikatu).
+/// English-looking endings ("gate", "ring", "way") are left out: "Watergate 2" is not
+/// an address.
+const EU_TYPE_ENDINGS: &str = "straße|strasse|gasse|weg|platz|allee|damm|ufer|straat|laan|plein|gracht|kade|\
+dijk|singel|steeg|vej|gade|allé|stræde|veien|vegen|vägen|väg|gatan|gränd|stien|katu|tie|kuja|polku|tänav|\
+maantee|braut|stræti|straeti|vegur|gata";
+
 struct Patterns {
+    eu: Regex,
     us: Regex,
     military: Regex,
     cn: Regex,
@@ -467,7 +490,22 @@ fn patterns() -> &'static Patterns {
             format!(r"(?:{num}{{1,4}}(?:号楼|单元|栋|幢|层|楼|室|号)){{0,3}}(?:[ ]?\d{{6}}\b)?"),
         ]
         .concat();
+        let name = r"\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?";
+        let particle = r"(?:de|do|da|dos|das|del|della|delle|di|du|des|la|le|los|las|dei|van|von|der)";
+        let house = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?\b\.?";
+        let street = format!(r"(?:{EU_TYPES_BEFORE})[ ]+(?:{particle}[ ]+)*{name}(?:[ ]+(?:{particle}|{name})){{0,4}}");
+        let eu = [
+            // The street, then its number (a number before it too, as Faker writes them).
+            format!(r"(?:(?:\d{{1,5}}[ ]+)?(?:{street}"),
+            format!(r"|{name}(?:[ ]+{name}){{0,2}}[ ]+(?:{EU_TYPES_AFTER})"),
+            format!(r"|\p{{Lu}}\p{{Ll}}{{2,}}(?:{EU_TYPE_ENDINGS}))[ ]+{house}"),
+            // The number, then the street (French, Italian: "29 Rue de Tanger").
+            format!(r"|\d{{1,5}}[ ]+{street})"),
+            r"(?:,?[ ]*\n?[ ]*(?:Apt\.?|Apartment|Suite|Unit|Floor)[ ]+\d{1,5}\b)?".to_string(),
+        ]
+        .concat();
         Patterns {
+            eu: Regex::new(&eu).expect("the European address pattern is valid"),
             us: Regex::new(&us).expect("the US address pattern is valid"),
             military: Regex::new(military).expect("the military address pattern is valid"),
             cn: Regex::new(&cn).expect("the Chinese address pattern is valid"),
@@ -494,6 +532,7 @@ impl Recognizer for AddressRecognizer {
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let p = patterns();
         let bytes = text.as_bytes();
+        let first = out.len();
         if bytes.iter().any(u8::is_ascii_digit) {
             for c in p.us.captures_iter(text) {
                 let m = c.get(0).expect("group 0 always matches");
@@ -515,6 +554,18 @@ impl Recognizer for AddressRecognizer {
                     out.push(Finding::new(PiiKind::Address, m.range(), 0.9));
                 }
             }
+            let us_found = out.len();
+            for m in p.eu.find_iter(text) {
+                let end = m.as_str().trim_end_matches('.').len() + m.start();
+                // Inside a US address ("Diane Rue Suite 757") it is that address's part.
+                let inside_us = out[first..us_found]
+                    .iter()
+                    .any(|f| f.span.start < end && m.start() < f.span.end);
+                if !inside_us && stands_alone(bytes, m.start(), end) {
+                    let end = locality_lines_end(text, end);
+                    out.push(Finding::new(PiiKind::Address, m.start()..end, 0.75));
+                }
+            }
         }
         if bytes.iter().any(|&b| b >= 0xE0) {
             for m in p.cn.find_iter(text) {
@@ -522,6 +573,42 @@ impl Recognizer for AddressRecognizer {
             }
         }
     }
+}
+
+/// Where an address block that ends at `end` really ends: up to three following lines
+/// (one blank line allowed between) that hold only a place, a region code or a postcode
+/// ("Riisa", "LAPPEENRANTA", "Estonia 62488", ", CO"), each at most 40 bytes.
+fn locality_lines_end(text: &str, end: usize) -> usize {
+    let mut best = end;
+    let mut at = end;
+    let mut blank = false;
+    for _ in 0..4 {
+        let Some(rest) = text[at..].strip_prefix('\n') else {
+            break;
+        };
+        let line_len = rest.find('\n').unwrap_or(rest.len());
+        let line = rest[..line_len].trim();
+        at += 1 + line_len;
+        if line.is_empty() {
+            if blank {
+                break;
+            }
+            blank = true;
+            continue;
+        }
+        let locality = line.len() <= 40
+            && line.split([' ', ',']).filter(|w| !w.is_empty()).all(|w| {
+                let mut cs = w.chars();
+                let first = cs.next().unwrap_or(' ');
+                (first.is_uppercase() && cs.all(|c| c.is_alphabetic() || c == '-' || c == '.'))
+                    || (w.len() <= 6 && w.bytes().all(|b| b.is_ascii_digit()) && w.len() >= 4)
+            });
+        if !locality {
+            break;
+        }
+        best = at - line_len + rest[..line_len].trim_end().len();
+    }
+    best
 }
 
 #[cfg(test)]
@@ -558,6 +645,33 @@ mod tests {
     }
 
     #[test]
+    fn european_streets_with_a_type_word() {
+        for a in [
+            "Brixtonlaan 380",
+            "Magrethevej 298",
+            "Koskikatu 25",
+            "Fagradalsbraut 71",
+            "Villacher Strasse 89",
+            "Rua do Arenque 1634",
+            "Via dei Fiorentini 17",
+            "ul. Chrzanowska 61",
+            "Calle Mayor 5b",
+            "Király u. 15",
+            "Hegedűs Gyula utca 76",
+            "Rue de Tanger 29",
+        ] {
+            assert_eq!(found(&format!("Lives at {a}, since May.")), [a], "{a}");
+        }
+        // Number first (French, Italian), a unit, and the locality lines of a block.
+        assert_eq!(found("au 29 Rue de Tanger."), ["29 Rue de Tanger"]);
+        let block = "20789 Puruntie 46\n Suite 501\n Riisa\n\n Estonia 62488";
+        assert_eq!(
+            found(&format!("William Hughes\n\n{block}\nThanks a lot")),
+            [block]
+        );
+    }
+
+    #[test]
     fn chinese_addresses() {
         let a = "上海市海门市房山潜江路w座 937406";
         assert_eq!(found(&format!("地址：{a}，谢谢")), [a]);
@@ -578,6 +692,10 @@ mod tests {
             "他住在建国路附近",
             "北京市的道路很宽",
             "A123 Main Street",
+            "Watergate 2 was a film",
+            "Spring 2020 and String 5",
+            "Via 3 routes",
+            "Rue is a herb",
         ] {
             assert!(found(text).is_empty(), "{text}: {:?}", found(text));
         }

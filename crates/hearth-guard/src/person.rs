@@ -4,7 +4,10 @@
 //! English lists: `data/en_given_names.txt` and `data/en_surnames.txt` come from the PyPI
 //! package `names` 0.3.0 (MIT), i.e. the 1990 US Census name files (public domain);
 //! `data/en_name_words.txt` lists given names that are also common words ("Will", "May",
-//! "Hope"). A run of capitalised words is a name when
+//! "Hope"). `data/intl_given_names.txt` and `data/intl_surnames.txt` add Latin-script
+//! names of 46 other locales (European, Latin American, African, romanised Japanese) from
+//! the PyPI package Faker 37.1.0 (MIT), without those that are English words
+//! (`tools/intl_given_names.py` writes them). A run of capitalised words is a name when
 //! - a title (`Mr`, `Ms`, `Dr`, ...) or a cue (`my name is`, `Dear`, `Hi`) comes before it
 //!   (the title is not part of the span), or
 //! - it starts with a known given name: two or more words always, a single word only if
@@ -30,6 +33,10 @@ use crate::recognizer::Recognizer;
 const GIVEN: &str = include_str!("../data/en_given_names.txt");
 const SURNAMES: &str = include_str!("../data/en_surnames.txt");
 const NAME_WORDS: &str = include_str!("../data/en_name_words.txt");
+const INTL_GIVEN: &str = include_str!("../data/intl_given_names.txt");
+const INTL_SURNAMES: &str = include_str!("../data/intl_surnames.txt");
+const INTL_PLACES: &str = include_str!("../data/intl_given_places.txt");
+const NAMES_THAT_ARE_WORDS: &str = include_str!("../data/en_names_that_are_words.txt");
 
 /// Titles before a name (without a trailing dot).
 const TITLES: &[&str] = &[
@@ -218,9 +225,24 @@ const ORG_WORDS: &[&str] = &[
 
 struct EnLists {
     given: HashSet<&'static str>,
+    /// Given names of other locales.
+    intl_given: HashSet<&'static str>,
+    /// Those of them that are also place words ("York", "Berlin"): never alone.
+    intl_places: HashSet<&'static str>,
+    /// Census names that are also lower-case English words ("WILL", "SEE").
+    worded: HashSet<&'static str>,
     surnames: HashSet<&'static str>,
     words: HashSet<&'static str>,
     token: Regex,
+}
+
+impl EnLists {
+    /// Whether `upper` (an upper-cased word) is a given name; `alone`: the word is the
+    /// whole run, where other locales' names that are also places do not count.
+    fn is_given(&self, upper: &str, alone: bool) -> bool {
+        self.given.contains(upper)
+            || (self.intl_given.contains(upper) && !(alone && self.intl_places.contains(upper)))
+    }
 }
 
 fn list(text: &'static str) -> HashSet<&'static str> {
@@ -234,11 +256,18 @@ fn en_lists() -> &'static EnLists {
     static LISTS: OnceLock<EnLists> = OnceLock::new();
     LISTS.get_or_init(|| EnLists {
         given: list(GIVEN),
-        surnames: list(SURNAMES),
+        intl_given: list(INTL_GIVEN),
+        intl_places: list(INTL_PLACES),
+        worded: list(NAMES_THAT_ARE_WORDS),
+        surnames: list(SURNAMES)
+            .union(&list(INTL_SURNAMES))
+            .copied()
+            .collect(),
         words: list(NAME_WORDS),
-        // A capitalised word (McDonald, O'Brien, Jean-Luc) or an initial (`P.`).
+        // A capitalised word (McDonald, O'Brien, Jean-Luc) or an initial (`P.`, or `P`
+        // alone: a letter glued to others, as in "USA", breaks the run instead).
         token: Regex::new(
-            r"\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}\p{Ll}+)?|['’]\p{Lu}\p{Ll}+|\.)",
+            r"\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}\p{Ll}+)?|['’]\p{Lu}\p{Ll}+|\.)?",
         )
         .expect("the name token pattern is valid"),
     })
@@ -263,11 +292,49 @@ impl Recognizer for PersonRecognizer {
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
             find_english(text, out);
+        } else if text.bytes().any(|b| b.is_ascii_lowercase()) {
+            // All in lower case (chat often is): the same rules on a copy with the
+            // known names capitalised.
+            find_english(&capitalise_names(text, en_lists()), out);
         }
         if text.bytes().any(|b| b >= 0xE0) {
             crate::person_zh::find_chinese(text, out);
         }
     }
+}
+
+/// `text` with the first letter of every word that is a known given name or surname
+/// upper-cased (where that keeps its byte length, so spans found in the copy are spans
+/// of `text`): in all-lower-case text only the dictionaries can say what a name is.
+fn capitalise_names(text: &str, lists: &EnLists) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_alphabetic()) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest
+            .find(|c: char| !(c.is_alphabetic() || c == '-'))
+            .unwrap_or(rest.len());
+        let word = &rest[..end];
+        let known = {
+            let u = upper(word);
+            !lists.worded.contains(u.as_str())
+                && (lists.is_given(&u, false) || lists.surnames.contains(u.as_str()))
+        };
+        let mut chars = word.chars();
+        let first = chars.next().expect("a word has a first letter");
+        let mut up = first.to_uppercase();
+        match (up.next(), up.next()) {
+            (Some(u), None) if known && u.len_utf8() == first.len_utf8() => {
+                out.push(u);
+                out.push_str(chars.as_str());
+            }
+            _ => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A letter or digit that glues a capitalised word to its neighbour; CJK characters
@@ -291,15 +358,22 @@ fn runs(text: &str, lists: &EnLists) -> Vec<Vec<(usize, usize)>> {
         let glued_before = text[..s].chars().next_back().is_some_and(glues);
         let glued_after = text[e..].chars().next().is_some_and(glues);
         let word = m.as_str();
-        if glued_before || glued_after || BREAKERS.contains(&word) {
+        let joined = current
+            .last()
+            .is_some_and(|&(_, pe)| s == pe + 1 && bytes[pe] == b' ');
+        // "A" and "I" break a run, except as a middle initial ("Juliusz A Kwiatkowski").
+        let middle_initial = word.len() == 1
+            && joined
+            && text[e..]
+                .strip_prefix(' ')
+                .and_then(|r| r.chars().next())
+                .is_some_and(char::is_uppercase);
+        if glued_before || glued_after || (BREAKERS.contains(&word) && !middle_initial) {
             if !current.is_empty() {
                 runs.push(std::mem::take(&mut current));
             }
             continue;
         }
-        let joined = current
-            .last()
-            .is_some_and(|&(_, pe)| s == pe + 1 && bytes[pe] == b' ');
         if !joined && !current.is_empty() {
             runs.push(std::mem::take(&mut current));
         }
@@ -322,9 +396,8 @@ fn find_english(text: &str, out: &mut Vec<Finding>) {
             continue;
         };
         let mut titled = title_before(&text[..run_start]);
-        let first_known = lists
-            .given
-            .contains(upper(&text[run_start..first_end]).as_str());
+        let first_upper = upper(&text[run_start..first_end]);
+        let first_known = lists.is_given(&first_upper, false);
         let cued = !titled && cue_before(&text[..run_start], first_known);
         while let Some(&(s, e)) = run.first() {
             let w = &text[s..e];
@@ -341,16 +414,17 @@ fn find_english(text: &str, out: &mut Vec<Finding>) {
                     || run.get(1).is_some_and(|&(s, e)| {
                         !lists.surnames.contains(upper(&text[s..e]).as_str())
                     }));
-            if titled || cued || (lists.given.contains(u.as_str()) && !leading_word) {
+            let starts_name = lists.is_given(&u, run.len() == 1);
+            if titled || cued || (starts_name && !leading_word) {
                 break;
             }
             run.remove(0);
         }
         // Initials may sit inside a name, never at its ends.
-        while run.last().is_some_and(|&(s, e)| text[s..e].ends_with('.')) {
+        while run.last().is_some_and(|&(s, e)| is_initial(&text[s..e])) {
             run.pop();
         }
-        while run.first().is_some_and(|&(s, e)| text[s..e].ends_with('.')) {
+        while run.first().is_some_and(|&(s, e)| is_initial(&text[s..e])) {
             run.remove(0);
         }
         run.truncate(4);
@@ -373,7 +447,7 @@ fn find_english(text: &str, out: &mut Vec<Finding>) {
         let words: Vec<&str> = run.iter().map(|&(s, e)| &text[s..e]).collect();
         let first = upper(words[0]);
         let last = upper(words[words.len() - 1]);
-        let known_given = lists.given.contains(first.as_str());
+        let known_given = lists.is_given(&first, words.len() == 1);
         let common = lists.words.contains(first.as_str());
         let score = if titled {
             0.9
@@ -397,6 +471,11 @@ fn find_english(text: &str, out: &mut Vec<Finding>) {
         }
     }
     mentions_again(text, lists, out, first_new);
+}
+
+/// `P.` or a bare capital `P`.
+fn is_initial(word: &str) -> bool {
+    word.ends_with('.') || word.chars().count() == 1
 }
 
 /// A word of a name found in this text is that person again where it stands alone
@@ -495,6 +574,19 @@ mod tests {
         assert_eq!(names("Dr Hannah McConnan, please."), ["Hannah McConnan"]);
         assert_eq!(names("Catherine is kind."), ["Catherine"]);
         assert_eq!(names("Vanessa P. Hertzog signed."), ["Vanessa P. Hertzog"]);
+        assert_eq!(names("Ruth R Montez called"), ["Ruth R Montez"]);
+        assert_eq!(
+            names("ask Juliusz A Kwiatkowski."),
+            ["Juliusz A Kwiatkowski"]
+        );
+        assert_eq!(names("Hiroshi K Nishiyama wrote"), ["Hiroshi K Nishiyama"]);
+        assert_eq!(names("Ruth B and the USA"), ["Ruth"]);
+        // All in lower case: the same dictionaries and cues.
+        assert_eq!(names("my name is lena andersson."), ["lena andersson"]);
+        assert_eq!(
+            names("follow up with patricia desrosiers soon"),
+            ["patricia desrosiers"]
+        );
         assert_eq!(names("Hi Vinicio, I'm writing"), ["Vinicio"]);
         assert_eq!(
             names("Hannah McConnan wrote it; McConnan said so"),
@@ -513,10 +605,11 @@ mod tests {
             "We walked down Jefferson Street.",
             "He lives at 1224 Diane Rue.",
             "New York and San Francisco.",
+            "From York to Berlin.",
             "Grace under pressure.",
             "Take Jason Meadow towards the river.",
             "I am Happy today",
-            "the president, george washington",
+            "i will see you in june, may i?",
         ] {
             assert!(names(text).is_empty(), "{text}: {:?}", names(text));
         }

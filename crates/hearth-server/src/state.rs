@@ -106,6 +106,9 @@ pub struct ServerOptions {
     pub cors: CorsOrigins,
     /// Ask the served model for a second opinion in `/v1/moderations`.
     pub moderation_judge: bool,
+    /// The served LoRA adapter the judge answers through (one trained to give Llama
+    /// Guard verdicts, e.g. with `hearth finetune`); `None`: the base model.
+    pub moderation_judge_lora: Option<String>,
     /// New tokens of a chat reply when the request names no limit (`None`: the rest
     /// of the context, as vLLM).
     pub default_max_tokens: Option<usize>,
@@ -122,6 +125,7 @@ impl Default for ServerOptions {
             log_prompts: false,
             cors: CorsOrigins::Localhost,
             moderation_judge: false,
+            moderation_judge_lora: None,
             default_max_tokens: None,
             default_temperature: 1.0,
             pii_kinds: hearth_guard::PiiKind::DEFAULT.to_vec(),

@@ -60,6 +60,19 @@ enum Command {
     Redteam(commands::redteam::RedteamArgs),
 }
 
+/// `hearth guard scan ... | head` ends quietly, as `cat` does, instead of panicking in
+/// `println!` once the reader has gone: a closed pipe ends the process (SIGPIPE's
+/// default, which Rust's runtime replaces with "ignore"). The server keeps "ignore":
+/// a client going away must never end it.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: sets the disposition of one signal to its default before any thread that
+    // could race with it is started; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -69,6 +82,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match &cli.command {
         Command::Pull(a) => commands::pull::run(a),
         Command::Generate(a) => commands::generate::run(a),

@@ -144,3 +144,41 @@ fn moderate_flags_lines_by_category() {
     assert_eq!(rows[2]["line"], 3);
     assert!(rows[2]["scores"]["self-harm/intent"].as_f64().unwrap() >= 0.5);
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.txt");
+    let big: String = (0..200_000)
+        .map(|i| format!("mail u{i}@x.com now\n"))
+        .collect();
+    std::fs::write(&path, big).unwrap();
+    // `hearth guard redact big.txt | head -1`: the reader goes after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["guard", "redact", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "mail <EMAIL_1> now\n");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigpipe()),
+        "{:?}",
+        out.status
+    );
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+fn libc_sigpipe() -> i32 {
+    13
+}

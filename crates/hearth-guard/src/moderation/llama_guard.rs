@@ -70,6 +70,21 @@ impl Hazard {
         HAZARD_NAMES[usize::from(self.0) - 1]
     }
 
+    /// The hazard whose verdict stands for `category` in a judge's answer (the inverse
+    /// of [`categories`](Self::categories): what a judge trained on OpenAI's labels
+    /// should name). Threatening and graphic sub-categories take their parent's hazard.
+    pub fn for_category(category: Category) -> Hazard {
+        Hazard(match category {
+            Category::Harassment | Category::HarassmentThreatening => 5,
+            Category::Hate | Category::HateThreatening => 10,
+            Category::Illicit => 2,
+            Category::IllicitViolent | Category::Violence | Category::ViolenceGraphic => 1,
+            Category::SelfHarm | Category::SelfHarmIntent | Category::SelfHarmInstructions => 11,
+            Category::Sexual => 12,
+            Category::SexualMinors => 4,
+        })
+    }
+
     /// The OpenAI categories this hazard maps to (see the module docs).
     pub fn categories(self) -> &'static [Category] {
         match self.0 {
@@ -105,16 +120,32 @@ impl Role {
     }
 }
 
+/// The most characters of one turn the judge prompt quotes: longer texts are cut at a
+/// character boundary (their start is kept), so one long post cannot fill the served
+/// model's context, and a judge is trained and asked on the same view of a text.
+pub const JUDGE_TURN_CHARS: usize = 1200;
+
+/// `text` trimmed and cut to [`JUDGE_TURN_CHARS`] characters.
+pub fn judge_excerpt(text: &str) -> &str {
+    let text = text.trim();
+    match text.char_indices().nth(JUDGE_TURN_CHARS) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
 /// Builds the judge prompt for a conversation, judging the last turn of one role.
 #[derive(Debug, Clone)]
 pub struct LlamaGuardPrompt {
     hazards: Vec<Hazard>,
+    brief: bool,
 }
 
 impl Default for LlamaGuardPrompt {
     fn default() -> Self {
         LlamaGuardPrompt {
             hazards: Hazard::all().collect(),
+            brief: false,
         }
     }
 }
@@ -123,12 +154,40 @@ impl LlamaGuardPrompt {
     /// A prompt listing only `hazards` (e.g. without S6–S8 when only OpenAI's categories
     /// matter).
     pub fn with_hazards(hazards: Vec<Hazard>) -> Self {
-        LlamaGuardPrompt { hazards }
+        LlamaGuardPrompt {
+            hazards,
+            brief: false,
+        }
+    }
+
+    /// The prompt for a judge trained on it (a LoRA adapter taught the verdicts, see
+    /// `hearth guard eval-moderation --write-judge-training`): the same task line,
+    /// conversation and answer format, without the category list and the long
+    /// instructions, which such a judge has learned and which would triple the tokens
+    /// of a typical text (training on 2 cores is paid per token).
+    pub fn brief() -> Self {
+        LlamaGuardPrompt {
+            hazards: Vec::new(),
+            brief: true,
+        }
     }
 
     /// The prompt text for `turns` (in order), asking about the last turn of `judged`.
+    /// Each turn is quoted through [`judge_excerpt`].
     pub fn build(&self, turns: &[(Role, &str)], judged: Role) -> String {
         let who = judged.label();
+        if self.brief {
+            let mut p = format!(
+                "Task: Check if there is unsafe content in '{who}' messages.\n\n<BEGIN CONVERSATION>\n\n"
+            );
+            for (role, text) in turns {
+                p.push_str(&format!("{}: {}\n\n", role.label(), judge_excerpt(text)));
+            }
+            p.push_str(&format!(
+                "<END CONVERSATION>\n\nSafety assessment of the last {who} message ('safe', or 'unsafe' and the categories):"
+            ));
+            return p;
+        }
         let mut p = format!(
             "Task: Check if there is unsafe content in '{who}' messages in conversations \
              according to our safety policy with the below categories.\n\n\
@@ -139,7 +198,7 @@ impl LlamaGuardPrompt {
         }
         p.push_str("<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n");
         for (role, text) in turns {
-            p.push_str(&format!("{}: {}\n\n", role.label(), text.trim()));
+            p.push_str(&format!("{}: {}\n\n", role.label(), judge_excerpt(text)));
         }
         p.push_str(&format!(
             "<END CONVERSATION>\n\n\
@@ -217,6 +276,31 @@ impl LlamaGuardVerdict {
         }
     }
 
+    /// The verdict for texts labelled with `categories` (none: safe), naming each
+    /// category's hazard once, in S-number order: the answer a judge should give.
+    pub fn for_categories(categories: &[Category]) -> Self {
+        let mut hazards: Vec<Hazard> = categories
+            .iter()
+            .map(|&c| Hazard::for_category(c))
+            .collect();
+        hazards.sort();
+        hazards.dedup();
+        LlamaGuardVerdict {
+            safe: categories.is_empty(),
+            hazards,
+        }
+    }
+
+    /// The reply in Llama Guard's format: `safe`, or `unsafe` and a line of codes
+    /// (`unsafe\nS1,S10`); [`parse`](Self::parse) reads it back.
+    pub fn reply(&self) -> String {
+        if self.safe {
+            return "safe".to_string();
+        }
+        let codes: Vec<String> = self.hazards.iter().map(|h| h.code()).collect();
+        format!("unsafe\n{}", codes.join(","))
+    }
+
     /// Scores of 1.0 for the categories the named hazards map to (and their parents), 0
     /// elsewhere. A bare `unsafe` without a mappable hazard scores nothing: it cannot say
     /// which category applies.
@@ -251,6 +335,49 @@ mod tests {
             .unwrap()
             .hazards
             .is_empty());
+    }
+
+    #[test]
+    fn verdicts_for_labels_round_trip_through_the_reply() {
+        assert_eq!(LlamaGuardVerdict::for_categories(&[]).reply(), "safe");
+        let v = LlamaGuardVerdict::for_categories(&[
+            Category::HateThreatening,
+            Category::Violence,
+            Category::Hate,
+        ]);
+        assert_eq!(v.reply(), "unsafe\nS1,S10");
+        assert_eq!(LlamaGuardVerdict::parse(&v.reply()).unwrap(), v);
+        // Every category's hazard maps back to that category (or its parent).
+        for c in Category::ALL {
+            let back = LlamaGuardVerdict::for_categories(&[c]).scores();
+            let home = c.parent().unwrap_or(c);
+            assert!(back.get(home) > 0.0, "{c:?} does not come back");
+        }
+    }
+
+    #[test]
+    fn the_brief_prompt_keeps_the_conversation_and_drops_the_list() {
+        let full = LlamaGuardPrompt::default().build(&[(Role::User, "hi there")], Role::User);
+        let brief = LlamaGuardPrompt::brief().build(&[(Role::User, "hi there")], Role::User);
+        for p in [&full, &brief] {
+            assert!(p.contains("<BEGIN CONVERSATION>\n\nUser: hi there\n\n<END CONVERSATION>"));
+        }
+        assert!(full.contains("S14: Code Interpreter Abuse.") && !brief.contains("S1:"));
+        assert!(
+            brief.len() * 3 < full.len(),
+            "{} vs {}",
+            brief.len(),
+            full.len()
+        );
+    }
+
+    #[test]
+    fn long_turns_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(JUDGE_TURN_CHARS + 10);
+        assert_eq!(judge_excerpt(&long).chars().count(), JUDGE_TURN_CHARS);
+        assert_eq!(judge_excerpt("  short \n"), "short");
+        let p = LlamaGuardPrompt::default().build(&[(Role::User, &long)], Role::User);
+        assert!(!p.contains(&long) && p.contains(judge_excerpt(&long)));
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub mod term_list;
 
 pub use category::{Category, CategoryFlags, CategoryScores, Thresholds, CATEGORY_COUNT};
 pub use judge::{merge_scores, MergeRule, ModerationJudge};
-pub use llama_guard::{Hazard, LlamaGuardPrompt, LlamaGuardVerdict, Role};
+pub use llama_guard::{
+    judge_excerpt, Hazard, LlamaGuardPrompt, LlamaGuardVerdict, Role, JUDGE_TURN_CHARS,
+};
 pub(crate) use matcher::is_unspaced_script;
 pub use matcher::{Moderation, Moderator, ScoreAccumulator, TermMatch, TermMatcher};
 pub use term_list::{TermEntry, TermKind, TermList};

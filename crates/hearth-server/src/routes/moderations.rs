@@ -65,8 +65,17 @@ fn texts(input: ModerationInput) -> Result<Vec<String>, ApiError> {
 }
 
 /// The served model's verdict on `text` as a Llama Guard judge, if it answers in form.
-async fn judge(model: &Arc<ServedModel>, text: &str) -> Option<LlamaGuardVerdict> {
-    let prompt = LlamaGuardPrompt::default().build(&[(Role::User, text)], Role::User);
+async fn judge(
+    model: &Arc<ServedModel>,
+    adapter: Option<&str>,
+    text: &str,
+) -> Option<LlamaGuardVerdict> {
+    // An adapter trained as a judge learned the brief prompt; a base model needs the list.
+    let prompt = match adapter {
+        Some(_) => LlamaGuardPrompt::brief(),
+        None => LlamaGuardPrompt::default(),
+    }
+    .build(&[(Role::User, text)], Role::User);
     let rendered = model
         .template
         .render(&[ChatMessage::new("user", prompt)], true)
@@ -77,7 +86,7 @@ async fn judge(model: &Arc<ServedModel>, text: &str) -> Option<LlamaGuardVerdict
         sampling: SamplingParams::default(),
         ..GenerateParams::default()
     };
-    let streams = run::submit(model, &[ids], &params, 1, "input", None)
+    let streams = run::submit(model, &[ids], &params, 1, "input", adapter)
         .await
         .ok()?;
     let mut text = String::new();
@@ -126,7 +135,8 @@ async fn handle(
     for t in &inputs {
         let mut m = state.guard.moderate(t);
         if let Some(model) = &judge_model {
-            if let Some(v) = judge(model, t).await {
+            let adapter = state.options.moderation_judge_lora.as_deref();
+            if let Some(v) = judge(model, adapter, t).await {
                 let scores = merge_scores(&m.scores, &v.scores(), MergeRule::Max);
                 m = state.guard.moderator.verdict(scores, m.matches);
             }

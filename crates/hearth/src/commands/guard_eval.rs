@@ -3,13 +3,12 @@
 //! presidio-evaluator's synthetic set, printed beside the published bars.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use hearth_guard::moderation::{
-    merge_scores, Category, LlamaGuardPrompt, LlamaGuardVerdict, MergeRule, Moderator, Role,
-    TermList, Thresholds,
+    merge_scores, Category, CategoryFlags, LlamaGuardVerdict, MergeRule, Moderator, TermList,
+    Thresholds,
 };
 use hearth_guard::{PiiKind, Scanner};
 
@@ -63,6 +62,22 @@ pub struct EvalModerationArgs {
     /// got through), so term lists, judge and merged are compared on the same texts.
     #[arg(long, requires = "judge_replies")]
     pub only_judged: bool,
+    /// Write every selected sample as a chat fine-tuning record for `hearth finetune`:
+    /// the judge prompt as the user turn and the verdict its labels call for (`safe`, or
+    /// `unsafe` and the hazard codes) as the assistant's. Use `--split dev` only, so the
+    /// held-out half stays unseen.
+    #[arg(long)]
+    pub write_judge_training: Option<PathBuf>,
+    /// Score a running server's `POST /v1/moderations` instead of the local lists
+    /// (e.g. `hearth serve --moderation-judge`): `http://host:port`.
+    #[arg(long, conflicts_with_all = ["judge_replies", "terms", "naughty_words", "no_builtin"])]
+    pub url: Option<String>,
+    /// API key for --url.
+    #[arg(long, requires = "url")]
+    pub key: Option<String>,
+    /// Requests in flight at once with --url (the server batches them).
+    #[arg(long, default_value_t = 4, requires = "url")]
+    pub concurrency: usize,
 }
 
 /// The `--merge` choices (see `hearth_guard::moderation::MergeRule`).
@@ -121,7 +136,7 @@ pub enum Split {
 }
 
 /// The dataset's label keys and the category each one stands for.
-const LABELS: [(&str, Category); 8] = [
+pub(crate) const LABELS: [(&str, Category); 8] = [
     ("S", Category::Sexual),
     ("H", Category::Hate),
     ("V", Category::Violence),
@@ -204,35 +219,50 @@ fn load_lists(args: &EvalModerationArgs) -> anyhow::Result<TermList> {
     Ok(list)
 }
 
-pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
-    let list = load_lists(args)?;
-    let moderator = Moderator::new(&list)?.with_thresholds(Thresholds::uniform(args.threshold));
+/// One labelled sample of the selected split.
+pub(crate) struct Sample {
+    /// Its line in the file, from 1.
+    pub line: usize,
+    /// The text.
+    pub prompt: String,
+    /// The labels, in [`LABELS`] order.
+    pub truth: [bool; LABELS.len()],
+}
+
+impl Sample {
+    /// The categories it is labelled with.
+    pub fn categories(&self) -> Vec<Category> {
+        LABELS
+            .iter()
+            .zip(self.truth)
+            .filter(|(_, t)| *t)
+            .map(|((_, c), _)| *c)
+            .collect()
+    }
+}
+
+/// A moderation decision for one sample, and why (for --show-errors).
+pub(crate) struct Prediction {
+    pub flagged: bool,
+    pub categories: CategoryFlags,
+    pub why: String,
+}
+
+fn read_samples(
+    args: &EvalModerationArgs,
+    judged: Option<&HashMap<usize, String>>,
+) -> anyhow::Result<Vec<Sample>> {
     let text = std::fs::read_to_string(&args.data)
         .with_context(|| format!("{}: reading", args.data.display()))?;
-    let mut overall = Confusion::default();
-    let mut per_label = [Confusion::default(); LABELS.len()];
-    let mut n = 0;
-    let mut errors = (Vec::new(), Vec::new());
-    let replies = match &args.judge_replies {
-        Some(path) => Some(load_replies(path)?),
-        None => None,
-    };
-    let (mut merged, mut unreadable, mut missing) = (0, 0, 0);
-    let mut prompts = match &args.write_judge_prompts {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("{}: creating", path.display()))?,
-        )),
-        None => None,
-    };
-    let judge_prompt = LlamaGuardPrompt::default();
+    let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let keep = match args.split {
             Split::All => true,
             Split::Dev => i % 2 == 0,
             Split::Test => i % 2 == 1,
         };
-        let judged = replies.as_ref().is_some_and(|r| r.contains_key(&(i + 1)));
-        if !keep || line.trim().is_empty() || (args.only_judged && !judged) {
+        let has_reply = judged.is_some_and(|r| r.contains_key(&(i + 1)));
+        if !keep || line.trim().is_empty() || (args.only_judged && !has_reply) {
             continue;
         }
         let row: serde_json::Value = serde_json::from_str(line)
@@ -244,54 +274,126 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
                 i + 1
             )
         })?;
-        if let Some(out) = prompts.as_mut() {
-            let p = judge_prompt.build(&[(Role::User, prompt)], Role::User);
-            writeln!(out, "{}", serde_json::json!({"line": i + 1, "prompt": p}))?;
+        let mut truth = [false; LABELS.len()];
+        for (t, (key, _)) in truth.iter_mut().zip(LABELS) {
+            *t = row[key].as_i64() == Some(1);
         }
-        let mut verdict = moderator.moderate(prompt);
-        if let Some(replies) = &replies {
-            match replies.get(&(i + 1)).map(|r| LlamaGuardVerdict::parse(r)) {
-                Some(Ok(judged)) => {
-                    let scores = merge_scores(&verdict.scores, &judged.scores(), args.merge.rule());
-                    verdict = moderator.verdict(scores, verdict.matches);
-                    merged += 1;
+        samples.push(Sample {
+            line: i + 1,
+            prompt: prompt.to_string(),
+            truth,
+        });
+    }
+    Ok(samples)
+}
+
+/// The term lists' decisions, merged with the judge's replies where there are some.
+fn predict_locally(
+    args: &EvalModerationArgs,
+    moderator: &Moderator,
+    samples: &[Sample],
+    replies: Option<&HashMap<usize, String>>,
+) -> Vec<Prediction> {
+    let (mut merged, mut unreadable, mut missing) = (0, 0, 0);
+    let out = samples
+        .iter()
+        .map(|s| {
+            let mut verdict = moderator.moderate(&s.prompt);
+            if let Some(replies) = replies {
+                match replies.get(&s.line).map(|r| LlamaGuardVerdict::parse(r)) {
+                    Some(Ok(judged)) => {
+                        let scores =
+                            merge_scores(&verdict.scores, &judged.scores(), args.merge.rule());
+                        verdict = moderator.verdict(scores, verdict.matches);
+                        merged += 1;
+                    }
+                    Some(Err(_)) => unreadable += 1,
+                    None => missing += 1,
                 }
-                Some(Err(_)) => unreadable += 1,
-                None => missing += 1,
             }
+            let why: Vec<String> = verdict
+                .matches
+                .iter()
+                .map(|m| format!("{}:{}", m.category, &s.prompt[m.span.clone()]))
+                .collect();
+            Prediction {
+                flagged: verdict.flagged,
+                categories: verdict.categories,
+                why: format!("{why:?}"),
+            }
+        })
+        .collect();
+    if replies.is_some() {
+        println!(
+            "judge: {merged} replies merged ({:?}), {unreadable} unreadable and {missing} missing (term lists alone there)",
+            args.merge
+        );
+    }
+    out
+}
+
+pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
+    let replies = match &args.judge_replies {
+        Some(path) => Some(load_replies(path)?),
+        None => None,
+    };
+    let samples = read_samples(args, replies.as_ref())?;
+    if let Some(path) = &args.write_judge_prompts {
+        super::guard_judge::write_prompts(path, &samples)?;
+    }
+    if let Some(path) = &args.write_judge_training {
+        super::guard_judge::write_training(path, &samples)?;
+    }
+    let (predictions, source) = match &args.url {
+        Some(url) => {
+            let endpoint = hearth_redteam::Endpoint::parse(url, args.key.clone())?;
+            let (p, model) =
+                super::guard_judge::predict_remotely(&endpoint, &samples, args.concurrency)?;
+            (p, format!("{} (model {model})", endpoint.display_url()))
         }
+        None => {
+            let list = load_lists(args)?;
+            let moderator =
+                Moderator::new(&list)?.with_thresholds(Thresholds::uniform(args.threshold));
+            let source = format!(
+                "{} term-list entries, threshold {}",
+                list.entries.len(),
+                args.threshold
+            );
+            (
+                predict_locally(args, &moderator, &samples, replies.as_ref()),
+                source,
+            )
+        }
+    };
+    let mut overall = Confusion::default();
+    let mut per_label = [Confusion::default(); LABELS.len()];
+    let mut errors = (Vec::new(), Vec::new());
+    for (s, p) in samples.iter().zip(&predictions) {
         let mut any = false;
-        for (j, (key, category)) in LABELS.iter().enumerate() {
-            let truth = row[*key].as_i64() == Some(1);
-            any |= truth;
-            per_label[j].add(truth, verdict.categories.get(*category));
+        for (j, (_, category)) in LABELS.iter().enumerate() {
+            any |= s.truth[j];
+            per_label[j].add(s.truth[j], p.categories.get(*category));
         }
-        overall.add(any, verdict.flagged);
+        overall.add(any, p.flagged);
         let short = || {
-            prompt
+            s.prompt
                 .chars()
                 .take(160)
                 .collect::<String>()
                 .replace('\n', " ")
         };
-        if any && !verdict.flagged {
+        if any && !p.flagged {
             errors.0.push(short());
-        } else if !any && verdict.flagged {
-            let why: Vec<String> = verdict
-                .matches
-                .iter()
-                .map(|m| format!("{}:{}", m.category, &prompt[m.span.clone()]))
-                .collect();
-            errors.1.push(format!("{} <= {why:?}", short()));
+        } else if !any && p.flagged {
+            errors.1.push(format!("{} <= {}", short(), p.why));
         }
-        n += 1;
     }
     println!(
-        "OpenAI moderation samples ({:?}): {n} texts, {} labelled flagged; {} term-list entries, threshold {}",
+        "OpenAI moderation samples ({:?}): {} texts, {} labelled flagged; {source}",
         args.split,
+        samples.len(),
         overall.tp + overall.fn_,
-        list.entries.len(),
-        args.threshold
     );
     println!(
         "{:<22} {:>6} {:>6} {:>6} {:>5} {:>5} {:>5}",
@@ -311,15 +413,6 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
     row("flagged (any)", &overall);
     for (j, (key, category)) in LABELS.iter().enumerate() {
         row(&format!("{} ({key})", category.name()), &per_label[j]);
-    }
-    if replies.is_some() {
-        println!(
-            "judge: {merged} replies merged ({:?}), {unreadable} unreadable and {missing} missing (term lists alone there)",
-            args.merge
-        );
-    }
-    if let Some(mut out) = prompts {
-        out.flush()?;
     }
     println!("bar (Llama Guard rail, flagged): P 0.730 R 0.660");
     for (label, list) in [("missed", &errors.0), ("wrongly flagged", &errors.1)] {

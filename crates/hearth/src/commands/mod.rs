@@ -14,6 +14,7 @@ pub mod finetune;
 pub mod generate;
 pub mod guard;
 pub mod guard_eval;
+pub mod guard_judge;
 pub mod inspect;
 pub mod keys;
 pub mod merge;

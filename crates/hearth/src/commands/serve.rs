@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// In /v1/moderations, ask the served model for a second opinion (Llama Guard style).
     #[arg(long)]
     pub moderation_judge: bool,
+    /// Ask the judge through this served adapter (a `--lora NAME`), e.g. one trained with
+    /// `hearth guard eval-moderation --write-judge-training` and `hearth finetune`
+    /// (docs/GUARD.md). Implies --moderation-judge.
+    #[arg(long, value_name = "NAME")]
+    pub moderation_judge_lora: Option<String>,
     /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
     /// `default` (every kind but names and addresses) or `all`, comma-separated.
     #[arg(long, default_value = "default", value_parser = super::guard::parse_kinds)]
@@ -161,7 +166,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         ServerOptions {
             log_prompts: args.log_prompts,
             cors: CorsOrigins::parse(&args.cors_origins),
-            moderation_judge: args.moderation_judge,
+            moderation_judge: args.moderation_judge || args.moderation_judge_lora.is_some(),
+            moderation_judge_lora: args.moderation_judge_lora.clone(),
             default_max_tokens: args.default_max_tokens,
             default_temperature: args.default_temperature,
             pii_kinds: args.pii_kinds.0.clone(),
@@ -182,6 +188,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let model_args = args.model.clone();
         let name = args.served_model_name.clone();
         let loras = lora_specs(&args.lora)?;
+        if let Some(judge) = &args.moderation_judge_lora {
+            anyhow::ensure!(
+                loras.iter().any(|(n, _)| n == judge),
+                "--moderation-judge-lora {judge}: no `--lora {judge}=PATH` is served"
+            );
+        }
         let cfg = EngineConfig {
             kv_budget_bytes: args.kv_cache_mb << 20,
             max_running: args.max_running,

@@ -1,0 +1,156 @@
+//! The moderation judge through a served LoRA adapter, end to end with the real SmolLM2:
+//! `hearth guard eval-moderation --write-judge-training` writes the records, `hearth
+//! finetune` teaches an adapter one verdict, `hearth serve --lora guard=DIR
+//! --moderation-judge-lora guard` asks it in `/v1/moderations`, and `eval-moderation
+//! --url` scores that endpoint.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{http, real_model, start};
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn row<'a>(stdout: &'a str, label: &str) -> Vec<&'a str> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no row {label:?} in\n{stdout}"));
+    line[label.len()..].split_whitespace().collect()
+}
+
+#[test]
+fn a_judge_adapter_flags_what_the_term_lists_cannot() {
+    let Some(model) = real_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Harmless texts labelled harassment: the term lists pass them, an adapter trained
+    // on them answers `unsafe` / `S5` (which maps to harassment).
+    let texts = [
+        "the weather is nice today",
+        "we painted the fence green",
+        "my cat sleeps on the sofa",
+        "the train left at noon",
+        "she bakes bread on sundays",
+        "they planted tomatoes in may",
+    ];
+    let data = dir.path().join("samples.jsonl");
+    let lines: Vec<String> = texts
+        .iter()
+        .map(|t| serde_json::json!({"prompt": t, "HR": 1}).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let train = dir.path().join("train.jsonl");
+    let out = hearth(&[
+        "guard",
+        "eval-moderation",
+        "--data",
+        s(&data),
+        "--write-judge-training",
+        s(&train),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(row(&stdout, "flagged (any)")[3..5], ["0", "0"], "{stdout}");
+
+    let adapter = dir.path().join("guard");
+    let out = hearth(&[
+        "finetune",
+        "--model",
+        s(&model),
+        "--data",
+        s(&train),
+        "--output",
+        s(&adapter),
+        "--steps",
+        "12",
+        "--batch-size",
+        "3",
+        "--lr",
+        "2e-3",
+        "--targets",
+        "all",
+        "--warmup",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A judge adapter that is not served is a startup error that names it.
+    let db = dir.path().join("usage.sqlite");
+    let bad = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            s(&model),
+            "--usage-db",
+            s(&db),
+        ])
+        .args(["--moderation-judge-lora", "nope"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--moderation-judge-lora nope"), "{err}");
+
+    let lora = format!("guard={}", s(&adapter));
+    let server = start(
+        &model,
+        &db,
+        &["--lora", &lora, "--moderation-judge-lora", "guard"],
+    );
+    let body = serde_json::json!({"input": ["a quiet evening by the lake"]}).to_string();
+    let (code, _, reply) = http(&server.addr, "POST", "/v1/moderations", &[], &body);
+    assert_eq!(code, 200, "{reply}");
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(v["model"], "hearth-guard-terms+judge", "{v}");
+    assert_eq!(v["results"][0]["flagged"], true, "{v}");
+    assert_eq!(v["results"][0]["categories"]["harassment"], true, "{v}");
+
+    // The endpoint, judge included, scored by eval-moderation --url.
+    let out = hearth(&[
+        "guard",
+        "eval-moderation",
+        "--data",
+        s(&data),
+        "--url",
+        &format!("http://{}", server.addr),
+        "--concurrency",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("(model hearth-guard-terms+judge)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        row(&stdout, "flagged (any)")[..5],
+        ["1.000", "1.000", "1.000", "6", "0"],
+        "{stdout}"
+    );
+}
