@@ -459,10 +459,17 @@ dijk|singel|steeg|vej|gade|allé|stræde|veien|vegen|vägen|väg|gatan|gränd|st
 maantee|braut|stræti|straeti|vegur|gata";
 
 struct Patterns {
+    /// The street-type words and endings of `eu` followed by a space: where none occurs
+    /// the European pattern cannot match, and it is not run (it is the costly one).
+    eu_anchors: aho_corasick::AhoCorasick,
     eu: Regex,
+    /// Anchored at the window's start (a house number).
     us: Regex,
     military: Regex,
+    /// Anchored at the window's start (a province name).
     cn: Regex,
+    /// The province names, where a Chinese address starts.
+    provinces: aho_corasick::AhoCorasick,
 }
 
 fn patterns() -> &'static Patterns {
@@ -478,21 +485,21 @@ fn patterns() -> &'static Patterns {
         let word = r"(?:\p{Lu}\p{Ll}+|\p{Lu}{2,}|\d+(?:st|nd|rd|th))";
         let us = [
             format!(r"(?P<num>\d{{1,6}}[A-Z]?)[ ]+(?:{dir}\.?[ ]+)?{word}(?:[ ]+{word}){{0,3}}"),
-            format!(r"[ ]+(?:{})\b\.?(?:[ ]+{dir}\b\.?)?", suffixes.join("|")),
-            r"(?P<unit>,?[ ]+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Room|Rm\.?|Floor|Fl\.?|\#)[ ]*\#?[0-9A-Za-z-]{1,6}\b)?".to_string(),
-            format!(r"(?P<city>(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:\p{{Lu}}\p{{Ll}}+[ ]+){{0,2}}\p{{Lu}}\p{{Ll}}+,[ ]+(?:{STATES})[ ]+\d{{5}}(?:-\d{{4}})?\b)?"),
+            format!(r"[ ]+(?:{})(?-u:\b)\.?(?:[ ]+{dir}(?-u:\b)\.?)?", suffixes.join("|")),
+            r"(?P<unit>,?[ ]+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Room|Rm\.?|Floor|Fl\.?|\#)[ ]*\#?[0-9A-Za-z-]{1,6}(?-u:\b))?".to_string(),
+            format!(r"(?P<city>(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:\p{{Lu}}\p{{Ll}}+[ ]+){{0,2}}\p{{Lu}}\p{{Ll}}+,[ ]+(?:{STATES})[ ]+\d{{5}}(?:-\d{{4}})?(?-u:\b))?"),
         ]
         .concat();
-        let military = r"(?:P\.? ?O\.? Box \d{1,6}\b|(?:Unit \d{4},? Box \d{4}|PSC \d{4},? Box \d{4}|(?:USNS|USS|USNV|USCGC) \p{Lu}\p{Ll}+)(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:DPO|APO|FPO) (?:AA|AE|AP) \d{5}\b)";
+        let military = r"(?:P\.? ?O\.? Box \d{1,6}(?-u:\b)|(?:Unit \d{4},? Box \d{4}|PSC \d{4},? Box \d{4}|(?:USNS|USS|USNV|USCGC) \p{Lu}\p{Ll}+)(?:,[ ]*|[ ]*\n[ ]*|[ ]+)(?:DPO|APO|FPO) (?:AA|AE|AP) \d{5}(?-u:\b))";
         let num = "[0-9０-９A-Za-z一二三四五六七八九十百零]";
         let cn = [
             format!(r"(?:{PROVINCES})\p{{Han}}{{0,14}}?(?:大道|胡同|路|街|道|巷)(?:{num}{{1,5}}(?:号|座|栋|幢|弄))"),
-            format!(r"(?:{num}{{1,4}}(?:号楼|单元|栋|幢|层|楼|室|号)){{0,3}}(?:[ ]?\d{{6}}\b)?"),
+            format!(r"(?:{num}{{1,4}}(?:号楼|单元|栋|幢|层|楼|室|号)){{0,3}}(?:[ ]?\d{{6}}(?-u:\b))?"),
         ]
         .concat();
         let name = r"\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?";
         let particle = r"(?:de|do|da|dos|das|del|della|delle|di|du|des|la|le|los|las|dei|van|von|der)";
-        let house = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?\b\.?";
+        let house = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?(?-u:\b)\.?";
         let street = format!(r"(?:{EU_TYPES_BEFORE})[ ]+(?:{particle}[ ]+)*{name}(?:[ ]+(?:{particle}|{name})){{0,4}}");
         let eu = [
             // The street, then its number (a number before it too, as Faker writes them).
@@ -501,14 +508,25 @@ fn patterns() -> &'static Patterns {
             format!(r"|\p{{Lu}}\p{{Ll}}{{2,}}(?:{EU_TYPE_ENDINGS}))[ ]+{house}"),
             // The number, then the street (French, Italian: "29 Rue de Tanger").
             format!(r"|\d{{1,5}}[ ]+{street})"),
-            r"(?:,?[ ]*\n?[ ]*(?:Apt\.?|Apartment|Suite|Unit|Floor)[ ]+\d{1,5}\b)?".to_string(),
+            r"(?:,?[ ]*\n?[ ]*(?:Apt\.?|Apartment|Suite|Unit|Floor)[ ]+\d{1,5}(?-u:\b))?".to_string(),
         ]
         .concat();
+        let anchors: Vec<String> = [EU_TYPES_BEFORE, EU_TYPES_AFTER, EU_TYPE_ENDINGS]
+            .iter()
+            .flat_map(|list| list.split('|'))
+            .map(|t| format!("{} ", t.replace('\\', "").trim_end_matches('?')))
+            .collect();
         Patterns {
+            eu_anchors: aho_corasick::AhoCorasick::new(&anchors)
+                .expect("the street-type anchors build"),
             eu: Regex::new(&eu).expect("the European address pattern is valid"),
-            us: Regex::new(&us).expect("the US address pattern is valid"),
+            us: Regex::new(&format!("^(?:{us})")).expect("the US address pattern is valid"),
             military: Regex::new(military).expect("the military address pattern is valid"),
-            cn: Regex::new(&cn).expect("the Chinese address pattern is valid"),
+            cn: Regex::new(&format!("^(?:{cn})")).expect("the Chinese address pattern is valid"),
+            provinces: aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(PROVINCES.split('|'))
+                .expect("the province names build"),
         }
     })
 }
@@ -530,13 +548,26 @@ impl Recognizer for AddressRecognizer {
     }
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        // Each pattern runs only on short windows around places where it can start (a
+        // number before a capital, a street-type word, "Box", a province name): over a
+        // whole document with Chinese text the Unicode classes would push the regex
+        // engine off its DFA onto its slowest path.
         let p = patterns();
         let bytes = text.as_bytes();
-        let first = out.len();
+        let mut us_spans = Vec::new();
         if bytes.iter().any(u8::is_ascii_digit) {
-            for c in p.us.captures_iter(text) {
+            for start in us_starts(bytes) {
+                let window = window(text, start, 0, 250);
+                // `find` runs on the DFA; captures (the slow engine) only on a match.
+                let Some(c) =
+                    p.us.find(window.1)
+                        .and_then(|m| p.us.captures(&window.1[..m.end()]))
+                else {
+                    continue;
+                };
                 let m = c.get(0).expect("group 0 always matches");
-                if !stands_alone(bytes, m.start(), m.end()) {
+                let range = window.0 + m.start()..window.0 + m.end();
+                if !stands_alone(bytes, range.start, range.end) {
                     continue;
                 }
                 let num = c.name("num").map_or("", |n| n.as_str());
@@ -547,32 +578,104 @@ impl Recognizer for AddressRecognizer {
                     (false, false) => 0.7,
                     (false, true) => 0.4,
                 };
-                out.push(Finding::new(PiiKind::Address, m.range(), score));
+                us_spans.push(range.clone());
+                out.push(Finding::new(PiiKind::Address, range, score));
             }
-            for m in p.military.find_iter(text) {
-                if stands_alone(bytes, m.start(), m.end()) {
-                    out.push(Finding::new(PiiKind::Address, m.range(), 0.9));
+            let boxes = memchr::memmem::find_iter(bytes, "Box ")
+                .chain(memchr::memmem::find_iter(bytes, "PO "))
+                .map(|at| window(text, at, 40, 60));
+            for range in matches_in(&p.military, boxes) {
+                if stands_alone(bytes, range.start, range.end) {
+                    us_spans.push(range.clone());
+                    out.push(Finding::new(PiiKind::Address, range, 0.9));
                 }
             }
-            let us_found = out.len();
-            for m in p.eu.find_iter(text) {
-                let end = m.as_str().trim_end_matches('.').len() + m.start();
+            us_spans.sort_by_key(|r| r.start);
+            // The furthest end among the spans up to each one (they may overlap).
+            let reach: Vec<usize> = us_spans
+                .iter()
+                .scan(0, |far, r| {
+                    *far = r.end.max(*far);
+                    Some(*far)
+                })
+                .collect();
+            let streets = p
+                .eu_anchors
+                .find_iter(text)
+                .map(|m| window(text, m.start(), 120, 200));
+            for range in matches_in(&p.eu, streets) {
+                let end = range.start + text[range.clone()].trim_end_matches('.').len();
                 // Inside a US address ("Diane Rue Suite 757") it is that address's part.
-                let inside_us = out[first..us_found]
-                    .iter()
-                    .any(|f| f.span.start < end && m.start() < f.span.end);
-                if !inside_us && stands_alone(bytes, m.start(), end) {
+                let before_end = us_spans.partition_point(|f| f.start < end);
+                let inside_us = before_end > 0 && reach[before_end - 1] > range.start;
+                if !inside_us && stands_alone(bytes, range.start, end) {
                     let end = locality_lines_end(text, end);
-                    out.push(Finding::new(PiiKind::Address, m.start()..end, 0.75));
+                    out.push(Finding::new(PiiKind::Address, range.start..end, 0.75));
                 }
             }
         }
         if bytes.iter().any(|&b| b >= 0xE0) {
-            for m in p.cn.find_iter(text) {
-                out.push(Finding::new(PiiKind::Address, m.range(), 0.85));
+            let provinces = p
+                .provinces
+                .find_iter(text)
+                .map(|m| window(text, m.start(), 0, 160));
+            for range in matches_in(&p.cn, provinces) {
+                out.push(Finding::new(PiiKind::Address, range, 0.85));
             }
         }
     }
+}
+
+/// `text[at - before .. at + after]`, widened to character boundaries, with its start.
+fn window(text: &str, at: usize, before: usize, after: usize) -> (usize, &str) {
+    let start = text.floor_char_boundary(at.saturating_sub(before));
+    let end = text.ceil_char_boundary((at + after).min(text.len()));
+    (start, &text[start..end])
+}
+
+/// The matches of `re` in each window (start offset, text), as ranges of the whole
+/// text, in order and without overlaps (windows overlap; of two overlapping matches the
+/// earlier, then the longer, is kept).
+fn matches_in<'t>(
+    re: &Regex,
+    windows: impl Iterator<Item = (usize, &'t str)>,
+) -> Vec<std::ops::Range<usize>> {
+    let mut found: Vec<std::ops::Range<usize>> = windows
+        .flat_map(|(start, w)| {
+            re.find_iter(w)
+                .map(move |m| start + m.start()..start + m.end())
+        })
+        .collect();
+    found.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut kept: Vec<std::ops::Range<usize>> = Vec::with_capacity(found.len());
+    for r in found {
+        if kept.last().is_none_or(|k| r.start >= k.end) {
+            kept.push(r);
+        }
+    }
+    kept
+}
+
+/// Where a US address can start: the first digit of a run of digits (and an optional
+/// capital) followed by spaces and an upper-case letter or a non-ASCII byte.
+fn us_starts(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    (0..bytes.len()).filter(move |&i| {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+            return false;
+        }
+        let mut j = i;
+        while j < bytes.len() && bytes[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j < bytes.len() && bytes[j].is_ascii_uppercase() {
+            j += 1;
+        }
+        let spaces = bytes[j..].iter().take_while(|&&b| b == b' ').count();
+        spaces > 0
+            && bytes
+                .get(j + spaces)
+                .is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80)
+    })
 }
 
 /// Where an address block that ends at `end` really ends: up to three following lines

@@ -494,8 +494,14 @@ fn mentions_again(text: &str, lists: &EnLists, out: &mut Vec<Finding>, first_new
         .flat_map(|r| text[r.clone()].split(' '))
         .filter(|w| w.chars().count() >= 3 && !w.ends_with('.'))
         .collect();
+    let mut found = found;
+    found.sort_by_key(|r| r.start);
     for m in lists.token.find_iter(text) {
-        let inside = found.iter().any(|r| r.start < m.end() && m.start() < r.end);
+        let from = found.partition_point(|r| r.end <= m.start());
+        let inside = found[from..]
+            .iter()
+            .take_while(|r| r.start < m.end())
+            .any(|r| m.start() < r.end);
         let glued = text[..m.start()].chars().next_back().is_some_and(glues)
             || text[m.end()..].chars().next().is_some_and(glues);
         if !inside && !glued && words.contains(m.as_str()) {

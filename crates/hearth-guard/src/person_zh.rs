@@ -1,6 +1,10 @@
 //! Chinese person names: a surname from the Hundred Family Surnames and one or two
 //! given-name characters, only in a context that introduces a name.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 use crate::finding::{Finding, PiiKind};
 
 /// Common single-character surnames of the Hundred Family Surnames (public domain), the
@@ -75,25 +79,71 @@ fn surname_at(chars: &[(usize, char)]) -> Option<usize> {
         .map(|_| 1)
 }
 
+/// Every cue, BEFORE's first (pattern index = position in BEFORE, then AFTER's).
+fn cues() -> &'static AhoCorasick {
+    static CUES: OnceLock<AhoCorasick> = OnceLock::new();
+    CUES.get_or_init(|| {
+        AhoCorasick::new(BEFORE.iter().chain(AFTER)).expect("the Chinese name cues build")
+    })
+}
+
 pub(crate) fn find_chinese(text: &str, out: &mut Vec<Finding>) {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let byte_end = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
-    for (i, &(b, _)) in chars.iter().enumerate() {
-        let rest = &text[b..];
-        if let Some(cue) = BEFORE.iter().find(|c| rest.starts_with(**c)) {
-            let start = i + cue.chars().count();
-            let start = start + usize::from(chars.get(start).is_some_and(|&(_, c)| c == ' '));
-            if let Some(end) = name_after_cue(&chars[start..], *cue == "我是") {
-                out.push(Finding::new(
-                    PiiKind::Person,
-                    byte_end(start)..byte_end(start + end),
-                    0.85,
-                ));
+    // Where cues start, with the first matching BEFORE cue (in list order) and whether an
+    // AFTER cue starts there too.
+    let mut at: Vec<(usize, Option<usize>, bool)> = Vec::new();
+    for m in cues().find_overlapping_iter(text) {
+        let (b, k) = (m.start(), m.pattern().as_usize());
+        let entry = match at
+            .iter_mut()
+            .rev()
+            .take_while(|e| e.0 >= b)
+            .find(|e| e.0 == b)
+        {
+            Some(e) => e,
+            None => {
+                at.push((b, None, false));
+                at.last_mut().expect("just pushed")
+            }
+        };
+        if k < BEFORE.len() {
+            entry.1 = Some(entry.1.map_or(k, |j: usize| j.min(k)));
+        } else {
+            entry.2 = true;
+        }
+    }
+    if at.is_empty() {
+        return;
+    }
+    at.sort_by_key(|e| e.0);
+    // Names are a few characters long: look only at the characters around each cue.
+    let chars_from = |from: usize, n: usize| -> Vec<(usize, char)> {
+        text[from..]
+            .char_indices()
+            .take(n)
+            .map(|(o, c)| (from + o, c))
+            .collect()
+    };
+    for (b, before, after) in at {
+        if let Some(cue) = before.map(|k| BEFORE[k]) {
+            let next = chars_from(b + cue.len(), 8);
+            let next = &next[usize::from(next.first().is_some_and(|&(_, c)| c == ' '))..];
+            if let Some(end) = name_after_cue(next, cue == "我是") {
+                let stop = next.get(end).map_or(text.len(), |&(e, _)| e);
+                out.push(Finding::new(PiiKind::Person, next[0].0..stop, 0.85));
             }
         }
-        if AFTER.iter().any(|c| rest.starts_with(c)) {
-            if let Some(len) = name_before_address(&chars[..i]) {
-                out.push(Finding::new(PiiKind::Person, byte_end(i - len)..b, 0.8));
+        if after {
+            let from = text.floor_char_boundary(b.saturating_sub(16));
+            let prev: Vec<(usize, char)> = text[from..b]
+                .char_indices()
+                .map(|(o, c)| (from + o, c))
+                .collect();
+            if let Some(len) = name_before_address(&prev) {
+                out.push(Finding::new(
+                    PiiKind::Person,
+                    prev[prev.len() - len].0..b,
+                    0.8,
+                ));
             }
         }
     }
