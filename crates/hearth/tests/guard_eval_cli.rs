@@ -2,22 +2,9 @@
 //! formats, checking the counts and ratios they print.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+mod common;
 
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn row<'a>(stdout: &'a str, label: &str) -> Vec<&'a str> {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no row {label:?} in\n{stdout}"));
-    line[label.len()..].split_whitespace().collect()
-}
+use common::{hearth, row};
 
 #[test]
 fn eval_moderation_counts_flagged_vs_not() {

@@ -8,27 +8,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{http, real_model, start};
-
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{hearth, http, real_model, row, start};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn row<'a>(stdout: &'a str, label: &str) -> Vec<&'a str> {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no row {label:?} in\n{stdout}"));
-    line[label.len()..].split_whitespace().collect()
 }
 
 #[test]

@@ -161,3 +161,20 @@ pub fn which(cmd: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// Runs `hearth ARGS` to completion.
+pub fn hearth(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The fields after `label` on the line of `stdout` that starts with it (a table row).
+pub fn row<'a>(stdout: &'a str, label: &str) -> Vec<&'a str> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no row {label:?} in\n{stdout}"));
+    line[label.len()..].split_whitespace().collect()
+}
