@@ -29,10 +29,10 @@ fn python_with_faker() -> Option<&'static str> {
         return Some("python3");
     }
     eprintln!(
-        "faker_labelled: `import faker` failed; trying `python3 -m pip install --quiet Faker`"
+        "faker_labelled: `import faker` failed; trying `python3 -m pip install --quiet Faker==40.63.0`"
     );
     let installed = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "Faker"])
+        .args(["-m", "pip", "install", "--quiet", "Faker==40.63.0"])
         .status()
         .is_ok_and(|s| s.success());
     (installed && has_faker()).then_some("python3")
