@@ -260,3 +260,32 @@ fn eval_pii_scores_spans_per_type() {
         ["4", "|", "1.000", "0.500"]
     );
 }
+
+#[test]
+fn eval_pii_counts_each_piece_of_a_split_address_found_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth.json");
+    // As presidio-evaluator splits some addresses: street and unit are two gold spans.
+    let text = "Send it to Brixtonlaan 380 Apt. 12 please.";
+    let span = |value: &str| {
+        let start = text.find(value).unwrap();
+        serde_json::json!({
+            "entity_type": "STREET_ADDRESS", "entity_value": value,
+            "start_position": start, "end_position": start + value.len()
+        })
+    };
+    let records = serde_json::json!([{
+        "full_text": text,
+        "spans": [span("Brixtonlaan 380"), span("Apt. 12")]
+    }]);
+    std::fs::write(&data, records.to_string()).unwrap();
+    let out = hearth(&["guard", "eval-pii", "--data", data.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // One finding ("Brixtonlaan 380 Apt. 12"): no exact match, both pieces overlapped.
+    assert_eq!(
+        row(&stdout, "STREET_ADDRESS")[..7],
+        ["2", "|", "0.000", "0.000", "|", "1.000", "1.000"],
+        "{stdout}"
+    );
+}

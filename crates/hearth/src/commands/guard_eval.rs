@@ -461,6 +461,7 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
     let mut overlap: BTreeMap<&str, Confusion> = BTreeMap::new();
     let mut unclaimed: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut misses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut overlap_misses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut false_hits: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
         let full = row["full_text"]
@@ -501,9 +502,14 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
                 continue;
             };
             let hit_exact = gold.iter().position(|(t, g)| t == name && *g == f.span);
-            let hit_overlap = gold
+            // Every gold span of the type that the finding overlaps counts as found (an
+            // address found whole recalls each piece the set splits it into).
+            let overlapped: Vec<usize> = gold
                 .iter()
-                .position(|(t, g)| t == name && g.start < f.span.end && f.span.start < g.end);
+                .enumerate()
+                .filter(|(_, (t, g))| t == name && g.start < f.span.end && f.span.start < g.end)
+                .map(|(j, _)| j)
+                .collect();
             let e = exact.entry(name).or_default();
             if hit_exact.is_some() {
                 e.tp += 1
@@ -514,9 +520,11 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
                 false_hits.entry(name).or_default().push(around.to_string());
             }
             let o = overlap.entry(name).or_default();
-            if let Some(j) = hit_overlap {
+            if !overlapped.is_empty() {
                 o.tp += 1;
-                matched_gold[j] = true;
+                for j in overlapped {
+                    matched_gold[j] = true;
+                }
             } else {
                 o.fp += 1;
             }
@@ -531,6 +539,12 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
             }
             if !matched_gold[j] {
                 overlap.entry(name).or_default().fn_ += 1;
+                let around = &full[full.floor_char_boundary(g.start.saturating_sub(40))
+                    ..full.ceil_char_boundary((g.end + 20).min(full.len()))];
+                overlap_misses
+                    .entry(name)
+                    .or_default()
+                    .push(around.to_string());
             }
         }
     }
@@ -578,7 +592,11 @@ pub fn eval_pii(args: &EvalPiiArgs) -> anyhow::Result<()> {
     if !unclaimed.is_empty() {
         println!("findings of kinds the set does not label: {unclaimed:?}");
     }
-    for (label, table) in [("missed", &misses), ("false hits", &false_hits)] {
+    for (label, table) in [
+        ("missed", &misses),
+        ("missed even at overlap (in context)", &overlap_misses),
+        ("false hits", &false_hits),
+    ] {
         for (name, m) in table {
             if args.misses > 0 {
                 eprintln!("{name} {label}: {:?}", &m[..m.len().min(args.misses)]);
