@@ -109,6 +109,8 @@ pub struct ServerOptions {
     /// The served LoRA adapter the judge answers through (one trained to give Llama
     /// Guard verdicts, e.g. with `hearth finetune`); `None`: the base model.
     pub moderation_judge_lora: Option<String>,
+    /// How the judge's verdict merges with the term lists' scores.
+    pub moderation_judge_merge: hearth_guard::moderation::MergeRule,
     /// New tokens of a chat reply when the request names no limit (`None`: the rest
     /// of the context, as vLLM).
     pub default_max_tokens: Option<usize>,
@@ -126,6 +128,7 @@ impl Default for ServerOptions {
             cors: CorsOrigins::Localhost,
             moderation_judge: false,
             moderation_judge_lora: None,
+            moderation_judge_merge: hearth_guard::moderation::MergeRule::Confirm,
             default_max_tokens: None,
             default_temperature: 1.0,
             pii_kinds: hearth_guard::PiiKind::DEFAULT.to_vec(),

@@ -102,7 +102,14 @@ fn a_judge_adapter_flags_what_the_term_lists_cannot() {
     let server = start(
         &model,
         &db,
-        &["--lora", &lora, "--moderation-judge-lora", "guard"],
+        &[
+            "--lora",
+            &lora,
+            "--moderation-judge-lora",
+            "guard",
+            "--moderation-judge-merge",
+            "max",
+        ],
     );
     let body = serde_json::json!({"input": ["a quiet evening by the lake"]}).to_string();
     let (code, _, reply) = http(&server.addr, "POST", "/v1/moderations", &[], &body);

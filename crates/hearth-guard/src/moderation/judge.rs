@@ -32,6 +32,12 @@ pub enum MergeRule {
     },
     /// The judge's score alone; the term lists only explain (their matches are kept).
     JudgeOnly,
+    /// The higher of the two, but the judge counts only where the term lists saw some
+    /// evidence (a score above zero in any category): a second opinion on texts the
+    /// lists find suspicious, not a source of flags on texts they find clean. On OpenAI's
+    /// samples it keeps the recall [`Max`](Self::Max) adds with fewer false flags
+    /// (docs/GUARD.md).
+    Confirm,
 }
 
 /// Merges two score sets category by category with `rule`.
@@ -41,6 +47,7 @@ pub fn merge_scores(
     rule: MergeRule,
 ) -> CategoryScores {
     let mut out = CategoryScores::default();
+    let suspicious = Category::ALL.iter().any(|&c| terms.get(c) > 0.0);
     for c in Category::ALL {
         let (t, j) = (terms.get(c), judge.get(c));
         let s = match rule {
@@ -50,6 +57,8 @@ pub fn merge_scores(
                 (1.0 - w) * t + w * j
             }
             MergeRule::JudgeOnly => j,
+            MergeRule::Confirm if suspicious => t.max(j),
+            MergeRule::Confirm => t,
         };
         out.set(c, s);
     }
@@ -118,6 +127,22 @@ mod tests {
             .unwrap();
         assert!(!v.flagged);
         assert_eq!(v.matches.len(), 1);
+    }
+
+    #[test]
+    fn confirm_needs_some_term_evidence() {
+        let m = moderator();
+        // A clean text: the judge alone cannot flag it.
+        let v = m
+            .moderate_with("a plan", &ReplyJudge("unsafe\nS10"), MergeRule::Confirm)
+            .unwrap();
+        assert!(!v.flagged);
+        // "punch" scores 0.6 for violence: the judge's hate verdict now counts too.
+        let m = Moderator::new(&TermList::parse("t", "[violence]\n0.3 punch\n").unwrap()).unwrap();
+        let v = m
+            .moderate_with("a punch", &ReplyJudge("unsafe\nS10"), MergeRule::Confirm)
+            .unwrap();
+        assert!(v.categories.get(Category::Hate) && !v.categories.get(Category::Violence));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::Json;
 use hearth_api::{ModerationInput, ModerationRequest, ModerationResponse, ModerationResult};
 use hearth_engine::{GenerateParams, SamplingParams};
 use hearth_guard::moderation::{
-    merge_scores, LlamaGuardPrompt, LlamaGuardVerdict, MergeRule, Moderation, Role,
+    merge_scores, LlamaGuardPrompt, LlamaGuardVerdict, Moderation, Role,
 };
 use hearth_tokenizer::chat::ChatMessage;
 
@@ -137,7 +137,8 @@ async fn handle(
         if let Some(model) = &judge_model {
             let adapter = state.options.moderation_judge_lora.as_deref();
             if let Some(v) = judge(model, adapter, t).await {
-                let scores = merge_scores(&m.scores, &v.scores(), MergeRule::Max);
+                let scores =
+                    merge_scores(&m.scores, &v.scores(), state.options.moderation_judge_merge);
                 m = state.guard.moderator.verdict(scores, m.matches);
             }
         }

@@ -89,14 +89,17 @@ pub enum MergeChoice {
     Weighted,
     /// The judge alone (term lists only where the judge gave no readable reply).
     JudgeOnly,
+    /// The higher score, the judge's only where the term lists scored above zero.
+    Confirm,
 }
 
 impl MergeChoice {
-    fn rule(self) -> MergeRule {
+    pub(crate) fn rule(self) -> MergeRule {
         match self {
             MergeChoice::Max => MergeRule::Max,
             MergeChoice::Weighted => MergeRule::Weighted { judge_weight: 0.6 },
             MergeChoice::JudgeOnly => MergeRule::JudgeOnly,
+            MergeChoice::Confirm => MergeRule::Confirm,
         }
     }
 }

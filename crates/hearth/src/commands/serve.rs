@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// (docs/GUARD.md). Implies --moderation-judge.
     #[arg(long, value_name = "NAME")]
     pub moderation_judge_lora: Option<String>,
+    /// How the judge's verdict merges with the term lists: `confirm` (the judge counts
+    /// where the lists saw some evidence; fewer false flags, docs/GUARD.md), `max`
+    /// (either source flags), `judge-only`, `weighted`.
+    #[arg(long, value_enum, default_value = "confirm")]
+    pub moderation_judge_merge: super::guard_eval::MergeChoice,
     /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
     /// `default` (every kind but names and addresses) or `all`, comma-separated.
     #[arg(long, default_value = "default", value_parser = super::guard::parse_kinds)]
@@ -168,6 +173,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             cors: CorsOrigins::parse(&args.cors_origins),
             moderation_judge: args.moderation_judge || args.moderation_judge_lora.is_some(),
             moderation_judge_lora: args.moderation_judge_lora.clone(),
+            moderation_judge_merge: args.moderation_judge_merge.rule(),
             default_max_tokens: args.default_max_tokens,
             default_temperature: args.default_temperature,
             pii_kinds: args.pii_kinds.0.clone(),
