@@ -250,7 +250,7 @@ fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix>
         file.release_tensor_pages(info, released..rows * row_bytes);
         released = rows * row_bytes;
     };
-    Some(match info.dtype {
+    let packed = match info.dtype {
         GgmlType::Q5_0 => {
             PackedMatrix::q5_0_with_progress(quant::BlockQ5_0::cast_slice(data).ok()?, k, done)
         }
@@ -261,7 +261,11 @@ fn pack(file: &GgufFile, info: &TensorInfo, cols: usize) -> Option<PackedMatrix>
             PackedMatrix::q8_0_with_progress(quant::BlockQ8_0::cast_slice(data).ok()?, k, done)
         }
         _ => None?,
-    })
+    };
+    // Once more over the whole tensor: pages the kernel mapped again around the released
+    // ranges (fault-around, large folios on newer kernels) are dropped too.
+    file.release_tensor_pages(info, 0..info.n_bytes() as usize);
+    Some(packed)
 }
 
 fn vec_block_len<T: Block>() -> usize {

@@ -168,7 +168,7 @@ fn smollm2_learns_the_llamafactory_identity() {
         "--output",
         s(&out),
         "--steps",
-        "16",
+        "24",
         "--batch-size",
         "4",
         "--lr",
