@@ -7,456 +7,36 @@
 //! word after it (Villacher Strasse, Király u., Hegedűs Gyula utca: German, Hungarian), or
 //! a type ending the name (Brixtonlaan, Magrethevej, Koskikatu, Fagradalsbraut: Dutch,
 //! German, Danish, Norwegian, Swedish, Finnish, Estonian, Icelandic), then a house number.
-//! Streets without a type word (Czech "Mlýnská 1540", Estonian "Kuuse 53") are not claimed.
+//! A street without a type word (Czech "Mlýnská 1540", Estonian "Kuuse 53", Greek
+//! "Μεγάλη Άμμος 184") is claimed only with a building number of three to five digits
+//! before it and the end of an address after it (`block::plain_street`); "the corner of A
+//! and B" where A or B has a number or a street suffix.
+//!
+//! Around a street found, the block it belongs to is taken too: a unit and a building
+//! number before it, units after it and up to five locality lines below it (also quoted
+//! with "> "). All-lower-case text is read through a copy with every word capitalised.
 //!
 //! Patterns only, with explicit boundary checks; no gazetteer of street names. A US
-//! address needs its suffix from USPS Publication 28, Appendix C1 (the full list below),
-//! and one without a unit or city line whose number looks like a year scores below the
-//! default threshold. A Chinese address needs one of the 34 province-level names at its
-//! start and a building number: "建国路" alone is not an address.
+//! address needs its suffix from USPS Publication 28, Appendix C1 (the list in
+//! `street_types`), and one without a unit or city line whose number looks like a year
+//! scores below the default threshold. A Chinese address needs one of the 34
+//! province-level names at its start and a building number: "建国路" alone is not an
+//! address.
 
 use std::sync::OnceLock;
 
 use regex::Regex;
 
+mod block;
+mod street_types;
+
+pub(crate) use street_types::is_street_suffix;
+use street_types::{
+    EU_TYPES_AFTER, EU_TYPES_BEFORE, EU_TYPE_ENDINGS, PROVINCES, STATES, STREET_SUFFIXES,
+};
+
 use crate::finding::{Finding, PiiKind};
 use crate::recognizer::{stands_alone, Recognizer};
-
-/// USPS street suffixes (Publication 28, Appendix C1): primary names and standard
-/// abbreviations, in title case.
-const STREET_SUFFIXES: &[&str] = &[
-    "Alley",
-    "Aly",
-    "Anex",
-    "Annex",
-    "Anx",
-    "Arcade",
-    "Arc",
-    "Avenue",
-    "Ave",
-    "Av",
-    "Bayou",
-    "Byu",
-    "Beach",
-    "Bch",
-    "Bend",
-    "Bnd",
-    "Bluff",
-    "Blf",
-    "Bluffs",
-    "Blfs",
-    "Bottom",
-    "Btm",
-    "Boulevard",
-    "Blvd",
-    "Branch",
-    "Br",
-    "Bridge",
-    "Brg",
-    "Brook",
-    "Brk",
-    "Brooks",
-    "Brks",
-    "Burg",
-    "Bg",
-    "Burgs",
-    "Bgs",
-    "Bypass",
-    "Byp",
-    "Camp",
-    "Cp",
-    "Canyon",
-    "Cyn",
-    "Cape",
-    "Cpe",
-    "Causeway",
-    "Cswy",
-    "Center",
-    "Ctr",
-    "Centers",
-    "Ctrs",
-    "Circle",
-    "Cir",
-    "Circles",
-    "Cirs",
-    "Cliff",
-    "Clf",
-    "Cliffs",
-    "Clfs",
-    "Club",
-    "Clb",
-    "Common",
-    "Cmn",
-    "Commons",
-    "Cmns",
-    "Corner",
-    "Cor",
-    "Corners",
-    "Cors",
-    "Course",
-    "Crse",
-    "Court",
-    "Ct",
-    "Courts",
-    "Cts",
-    "Cove",
-    "Cv",
-    "Coves",
-    "Cvs",
-    "Creek",
-    "Crk",
-    "Crescent",
-    "Cres",
-    "Crest",
-    "Crst",
-    "Crossing",
-    "Xing",
-    "Crossroad",
-    "Xrd",
-    "Crossroads",
-    "Xrds",
-    "Curve",
-    "Curv",
-    "Dale",
-    "Dl",
-    "Dam",
-    "Dm",
-    "Divide",
-    "Dv",
-    "Drive",
-    "Dr",
-    "Drives",
-    "Drs",
-    "Estate",
-    "Est",
-    "Estates",
-    "Ests",
-    "Expressway",
-    "Expy",
-    "Extension",
-    "Ext",
-    "Extensions",
-    "Exts",
-    "Fall",
-    "Falls",
-    "Fls",
-    "Ferry",
-    "Fry",
-    "Field",
-    "Fld",
-    "Fields",
-    "Flds",
-    "Flat",
-    "Flt",
-    "Flats",
-    "Flts",
-    "Ford",
-    "Frd",
-    "Fords",
-    "Frds",
-    "Forest",
-    "Frst",
-    "Forge",
-    "Frg",
-    "Forges",
-    "Frgs",
-    "Fork",
-    "Frk",
-    "Forks",
-    "Frks",
-    "Fort",
-    "Ft",
-    "Freeway",
-    "Fwy",
-    "Garden",
-    "Gdn",
-    "Gardens",
-    "Gdns",
-    "Gateway",
-    "Gtwy",
-    "Glen",
-    "Gln",
-    "Glens",
-    "Glns",
-    "Green",
-    "Grn",
-    "Greens",
-    "Grns",
-    "Grove",
-    "Grv",
-    "Groves",
-    "Grvs",
-    "Harbor",
-    "Hbr",
-    "Harbors",
-    "Hbrs",
-    "Haven",
-    "Hvn",
-    "Heights",
-    "Hts",
-    "Highway",
-    "Hwy",
-    "Hill",
-    "Hl",
-    "Hills",
-    "Hls",
-    "Hollow",
-    "Holw",
-    "Inlet",
-    "Inlt",
-    "Island",
-    "Is",
-    "Islands",
-    "Iss",
-    "Isle",
-    "Junction",
-    "Jct",
-    "Junctions",
-    "Jcts",
-    "Key",
-    "Ky",
-    "Keys",
-    "Kys",
-    "Knoll",
-    "Knl",
-    "Knolls",
-    "Knls",
-    "Lake",
-    "Lk",
-    "Lakes",
-    "Lks",
-    "Land",
-    "Landing",
-    "Lndg",
-    "Lane",
-    "Ln",
-    "Light",
-    "Lgt",
-    "Lights",
-    "Lgts",
-    "Loaf",
-    "Lf",
-    "Lock",
-    "Lck",
-    "Locks",
-    "Lcks",
-    "Lodge",
-    "Ldg",
-    "Loop",
-    "Mall",
-    "Manor",
-    "Mnr",
-    "Manors",
-    "Mnrs",
-    "Meadow",
-    "Mdw",
-    "Meadows",
-    "Mdws",
-    "Mews",
-    "Mill",
-    "Ml",
-    "Mills",
-    "Mls",
-    "Mission",
-    "Msn",
-    "Motorway",
-    "Mtwy",
-    "Mount",
-    "Mt",
-    "Mountain",
-    "Mtn",
-    "Mountains",
-    "Mtns",
-    "Neck",
-    "Nck",
-    "Orchard",
-    "Orch",
-    "Oval",
-    "Overpass",
-    "Opas",
-    "Park",
-    "Parks",
-    "Parkway",
-    "Pkwy",
-    "Parkways",
-    "Pass",
-    "Passage",
-    "Psge",
-    "Path",
-    "Pike",
-    "Pine",
-    "Pne",
-    "Pines",
-    "Pnes",
-    "Place",
-    "Pl",
-    "Plain",
-    "Pln",
-    "Plains",
-    "Plns",
-    "Plaza",
-    "Plz",
-    "Point",
-    "Pt",
-    "Points",
-    "Pts",
-    "Port",
-    "Prt",
-    "Ports",
-    "Prts",
-    "Prairie",
-    "Pr",
-    "Radial",
-    "Radl",
-    "Ramp",
-    "Ranch",
-    "Rnch",
-    "Rapid",
-    "Rpd",
-    "Rapids",
-    "Rpds",
-    "Rest",
-    "Rst",
-    "Ridge",
-    "Rdg",
-    "Ridges",
-    "Rdgs",
-    "River",
-    "Riv",
-    "Road",
-    "Rd",
-    "Roads",
-    "Rds",
-    "Route",
-    "Rte",
-    "Row",
-    "Rue",
-    "Run",
-    "Shoal",
-    "Shl",
-    "Shoals",
-    "Shls",
-    "Shore",
-    "Shr",
-    "Shores",
-    "Shrs",
-    "Skyway",
-    "Skwy",
-    "Spring",
-    "Spg",
-    "Springs",
-    "Spgs",
-    "Spur",
-    "Spurs",
-    "Square",
-    "Sq",
-    "Squares",
-    "Sqs",
-    "Station",
-    "Sta",
-    "Stravenue",
-    "Stra",
-    "Stream",
-    "Strm",
-    "Street",
-    "St",
-    "Streets",
-    "Sts",
-    "Summit",
-    "Smt",
-    "Terrace",
-    "Ter",
-    "Throughway",
-    "Trwy",
-    "Trace",
-    "Trce",
-    "Track",
-    "Trak",
-    "Trafficway",
-    "Trfy",
-    "Trail",
-    "Trl",
-    "Trailer",
-    "Trlr",
-    "Tunnel",
-    "Tunl",
-    "Turnpike",
-    "Tpke",
-    "Underpass",
-    "Upas",
-    "Union",
-    "Un",
-    "Unions",
-    "Uns",
-    "Valley",
-    "Vly",
-    "Valleys",
-    "Vlys",
-    "Viaduct",
-    "Via",
-    "View",
-    "Vw",
-    "Views",
-    "Vws",
-    "Village",
-    "Vlg",
-    "Villages",
-    "Vlgs",
-    "Ville",
-    "Vl",
-    "Vista",
-    "Vis",
-    "Walk",
-    "Walks",
-    "Wall",
-    "Way",
-    "Wy",
-    "Ways",
-    "Well",
-    "Wl",
-    "Wells",
-    "Wls",
-];
-
-/// US states, DC, territories and the military "states" (AA, AE, AP).
-const STATES: &str = concat!(
-    "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|",
-    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AS|GU|MP|PR|VI|FM|MH|",
-    "PW|AA|AE|AP"
-);
-
-/// Mainland China's province-level divisions (and Hong Kong, Macao, Taiwan).
-const PROVINCES: &str = "北京市|天津市|上海市|重庆市|北京|天津|上海|重庆|河北省|山西省|辽宁省|吉林省|\
-黑龙江省|江苏省|浙江省|安徽省|福建省|江西省|山东省|河南省|湖北省|湖南省|广东省|海南省|四川省|贵州省|\
-云南省|陕西省|甘肃省|青海省|台湾省|内蒙古自治区|广西壮族自治区|西藏自治区|宁夏回族自治区|\
-新疆维吾尔自治区|香港特别行政区|澳门特别行政区";
-
-/// True when `word` is a USPS street suffix (title case or upper case).
-pub(crate) fn is_street_suffix(word: &str) -> bool {
-    STREET_SUFFIXES.contains(&word)
-        || STREET_SUFFIXES.iter().any(|s| {
-            s.len() == word.len()
-                && s.eq_ignore_ascii_case(word)
-                && word.len() > 1
-                && word.bytes().all(|b| b.is_ascii_uppercase())
-        })
-}
-
-/// Street-type words written before the street name (lower case ones as written).
-const EU_TYPES_BEFORE: &str = "Rua|Avenida|Avda\\.|Av\\.|Calle|C/|Carrer|Paseo|Plaza|Praça|Travessa|Largo|Via|Viale|\
-Vicolo|Piazza|Corso|Strada|Rue|Avenue|Boulevard|Bd\\.?|Chemin|Allée|Quai|Impasse|ul\\.|ulica|al\\.|Aleja|\
-Plac|trg|Trg|Ulica|Cesta";
-
-/// Street-type words written after the name, as a word of their own.
-const EU_TYPES_AFTER: &str =
-    "Strasse|Straße|Str\\.|Gasse|Weg|Platz|Allee|utca|u\\.|út|tér|körút|sétány";
-
-/// Endings of one-word street names that carry their type (Brixtonlaan, Koskikatu).
-/// English-looking endings ("gate", "ring", "way") are left out: "Watergate 2" is not
-/// an address.
-const EU_TYPE_ENDINGS: &str = "straße|strasse|gasse|weg|platz|allee|damm|ufer|straat|laan|plein|gracht|kade|\
-dijk|singel|steeg|vej|gade|allé|stræde|veien|vegen|vägen|väg|gatan|gränd|stien|katu|tie|kuja|polku|tänav|\
-maantee|braut|stræti|straeti|vegur|gata";
 
 struct Patterns {
     /// The street-type words and endings of `eu` followed by a space: where none occurs
@@ -470,6 +50,8 @@ struct Patterns {
     cn: Regex,
     /// The province names, where a Chinese address starts.
     provinces: aho_corasick::AhoCorasick,
+    /// "the corner of A and B" (checked to name a street afterwards).
+    corner: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -523,6 +105,10 @@ fn patterns() -> &'static Patterns {
             us: Regex::new(&format!("^(?:{us})")).expect("the US address pattern is valid"),
             military: Regex::new(military).expect("the military address pattern is valid"),
             cn: Regex::new(&format!("^(?:{cn})")).expect("the Chinese address pattern is valid"),
+            corner: Regex::new(
+                r"(?:[Tt]he[ ]+)?[Cc]orner of[ ]+[^\n,;?!]{3,60}?[ ]+and[ ]+\p{L}[\p{L}'-]*(?:[ ]+\p{L}[\p{L}'-]*){0,2}(?:[ ]+St\.)?",
+            )
+            .expect("the corner pattern is valid"),
             provinces: aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostLongest)
                 .build(PROVINCES.split('|'))
@@ -548,28 +134,59 @@ impl Recognizer for AddressRecognizer {
     }
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
-        // Each pattern runs only on short windows around places where it can start (a
-        // number before a capital, a street-type word, "Box", a province name): over a
-        // whole document with Chinese text the Unicode classes would push the regex
-        // engine off its DFA onto its slowest path.
-        let p = patterns();
-        let bytes = text.as_bytes();
-        let mut us_spans = Vec::new();
-        if bytes.iter().any(u8::is_ascii_digit) {
-            for start in us_starts(bytes) {
-                let window = window(text, start, 0, 250);
-                // `find` runs on the DFA; captures (the slow engine) only on a match.
-                let Some(c) =
-                    p.us.find(window.1)
-                        .and_then(|m| p.us.captures(&window.1[..m.end()]))
-                else {
-                    continue;
-                };
-                let m = c.get(0).expect("group 0 always matches");
-                let range = window.0 + m.start()..window.0 + m.end();
-                if !stands_alone(bytes, range.start, range.end) {
-                    continue;
-                }
+        let mut found = Vec::new();
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            find_latin(text, &mut found);
+        } else if text.bytes().any(|b| b.is_ascii_lowercase()) {
+            // All in lower case (chat often is): the same patterns on a copy with every
+            // word capitalised (byte lengths kept, so its spans are spans of `text`).
+            find_latin(&capitalise_words(text), &mut found);
+        }
+        if text.bytes().any(|b| b >= 0xE0) {
+            let p = patterns();
+            let provinces = p
+                .provinces
+                .find_iter(text)
+                .map(|m| window(text, m.start(), 0, 160));
+            for range in matches_in(&p.cn, provinces) {
+                found.push(Finding::new(PiiKind::Address, range, 0.85));
+            }
+        }
+        out.extend(block::merge_overlapping(found));
+    }
+}
+
+/// The Latin-script addresses of `text` (US, military, European, "the corner of").
+fn find_latin(text: &str, out: &mut Vec<Finding>) {
+    // Each pattern runs only on short windows around places where it can start (a
+    // number before a capital, a street-type word, "Box", "corner of"): over a whole
+    // document with Chinese text the Unicode classes would push the regex engine off
+    // its DFA onto its slowest path.
+    let p = patterns();
+    let bytes = text.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_digit) {
+        return;
+    }
+    let mut push = |range: std::ops::Range<usize>, score: f32| {
+        let widened = block::widen(text, range.clone());
+        // A unit, a building number or locality lines around it: surely an address.
+        let score = if widened != range {
+            score.max(0.8)
+        } else {
+            score
+        };
+        out.push(Finding::new(PiiKind::Address, widened, score));
+    };
+    for start in us_starts(bytes) {
+        let window = window(text, start, 0, 250);
+        // `find` runs on the DFA; captures (the slow engine) only on a match.
+        if let Some(c) =
+            p.us.find(window.1)
+                .and_then(|m| p.us.captures(&window.1[..m.end()]))
+        {
+            let m = c.get(0).expect("group 0 always matches");
+            let range = window.0 + m.start()..window.0 + m.end();
+            if stands_alone(bytes, range.start, range.end) {
                 let num = c.name("num").map_or("", |n| n.as_str());
                 let full = c.name("unit").is_some() || c.name("city").is_some();
                 let year_like = num.len() == 4 && (num.starts_with("19") || num.starts_with("20"));
@@ -578,52 +195,58 @@ impl Recognizer for AddressRecognizer {
                     (false, false) => 0.7,
                     (false, true) => 0.4,
                 };
-                us_spans.push(range.clone());
-                out.push(Finding::new(PiiKind::Address, range, score));
-            }
-            let boxes = memchr::memmem::find_iter(bytes, "Box ")
-                .chain(memchr::memmem::find_iter(bytes, "PO "))
-                .map(|at| window(text, at, 40, 60));
-            for range in matches_in(&p.military, boxes) {
-                if stands_alone(bytes, range.start, range.end) {
-                    us_spans.push(range.clone());
-                    out.push(Finding::new(PiiKind::Address, range, 0.9));
-                }
-            }
-            us_spans.sort_by_key(|r| r.start);
-            // The furthest end among the spans up to each one (they may overlap).
-            let reach: Vec<usize> = us_spans
-                .iter()
-                .scan(0, |far, r| {
-                    *far = r.end.max(*far);
-                    Some(*far)
-                })
-                .collect();
-            let streets = p
-                .eu_anchors
-                .find_iter(text)
-                .map(|m| window(text, m.start(), 120, 200));
-            for range in matches_in(&p.eu, streets) {
-                let end = range.start + text[range.clone()].trim_end_matches('.').len();
-                // Inside a US address ("Diane Rue Suite 757") it is that address's part.
-                let before_end = us_spans.partition_point(|f| f.start < end);
-                let inside_us = before_end > 0 && reach[before_end - 1] > range.start;
-                if !inside_us && stands_alone(bytes, range.start, end) {
-                    let end = locality_lines_end(text, end);
-                    out.push(Finding::new(PiiKind::Address, range.start..end, 0.75));
-                }
+                push(range, score);
+                continue;
             }
         }
-        if bytes.iter().any(|&b| b >= 0xE0) {
-            let provinces = p
-                .provinces
-                .find_iter(text)
-                .map(|m| window(text, m.start(), 0, 160));
-            for range in matches_in(&p.cn, provinces) {
-                out.push(Finding::new(PiiKind::Address, range, 0.85));
-            }
+        if let Some(range) = block::plain_street(text, window) {
+            push(range, 0.7);
         }
     }
+    let boxes = memchr::memmem::find_iter(bytes, "Box ")
+        .chain(memchr::memmem::find_iter(bytes, "PO "))
+        .map(|at| window(text, at, 40, 60));
+    for range in matches_in(&p.military, boxes) {
+        if stands_alone(bytes, range.start, range.end) {
+            push(range, 0.9);
+        }
+    }
+    let streets = p
+        .eu_anchors
+        .find_iter(text)
+        .map(|m| window(text, m.start(), 120, 200));
+    for range in matches_in(&p.eu, streets) {
+        let end = range.start + text[range.clone()].trim_end_matches('.').len();
+        if stands_alone(bytes, range.start, end) {
+            push(range.start..end, 0.75);
+        }
+    }
+    let corners = memchr::memmem::find_iter(bytes, "orner of ").map(|at| window(text, at, 8, 160));
+    for range in matches_in(&p.corner, corners) {
+        if block::names_a_street(&text[range.clone()]) {
+            push(range, 0.8);
+        }
+    }
+}
+
+/// `text` with the first letter of every word upper-cased where that keeps its byte
+/// length.
+fn capitalise_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_letter = false;
+    for c in text.chars() {
+        let mut up = c.to_uppercase();
+        match (up.next(), up.next()) {
+            (Some(u), None)
+                if !after_letter && c.is_alphabetic() && u.len_utf8() == c.len_utf8() =>
+            {
+                out.push(u)
+            }
+            _ => out.push(c),
+        }
+        after_letter = c.is_alphanumeric();
+    }
+    out
 }
 
 /// `text[at - before .. at + after]`, widened to character boundaries, with its start.
@@ -676,42 +299,6 @@ fn us_starts(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
                 .get(j + spaces)
                 .is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80)
     })
-}
-
-/// Where an address block that ends at `end` really ends: up to three following lines
-/// (one blank line allowed between) that hold only a place, a region code or a postcode
-/// ("Riisa", "LAPPEENRANTA", "Estonia 62488", ", CO"), each at most 40 bytes.
-fn locality_lines_end(text: &str, end: usize) -> usize {
-    let mut best = end;
-    let mut at = end;
-    let mut blank = false;
-    for _ in 0..4 {
-        let Some(rest) = text[at..].strip_prefix('\n') else {
-            break;
-        };
-        let line_len = rest.find('\n').unwrap_or(rest.len());
-        let line = rest[..line_len].trim();
-        at += 1 + line_len;
-        if line.is_empty() {
-            if blank {
-                break;
-            }
-            blank = true;
-            continue;
-        }
-        let locality = line.len() <= 40
-            && line.split([' ', ',']).filter(|w| !w.is_empty()).all(|w| {
-                let mut cs = w.chars();
-                let first = cs.next().unwrap_or(' ');
-                (first.is_uppercase() && cs.all(|c| c.is_alphabetic() || c == '-' || c == '.'))
-                    || (w.len() <= 6 && w.bytes().all(|b| b.is_ascii_digit()) && w.len() >= 4)
-            });
-        if !locality {
-            break;
-        }
-        best = at - line_len + rest[..line_len].trim_end().len();
-    }
-    best
 }
 
 #[cfg(test)]
@@ -775,6 +362,38 @@ mod tests {
     }
 
     #[test]
+    fn streets_without_a_type_word_and_the_rest_of_their_block() {
+        let block = "20789 Allika 46\n Suite 501\n Riisa\n\n Estonia 62488";
+        assert_eq!(found(&format!("William Hughes\n\n{block}")), [block]);
+        assert_eq!(
+            found("lives at 10252 Μεγάλη Άμμος 184, ΠΑΦΟΣ"),
+            ["10252 Μεγάλη Άμμος 184"]
+        );
+        // A unit and a building number before the street, a second number before a US one.
+        assert_eq!(
+            found("Mrs. Barbara Yudina Apt. 675 62314 Mellemvej 32."),
+            ["Apt. 675 62314 Mellemvej 32"]
+        );
+        assert_eq!(found("at 17151 2450 Crown St"), ["17151 2450 Crown St"]);
+        // A quoted block keeps its unit and locality lines.
+        let block = "228 Ringvej 144\n>Apt. 902\n>Qaqortoq\n>Greenlander 96817";
+        assert_eq!(found(&format!(">Ella H. Snider\n>{block}\n")), [block]);
+        assert_eq!(
+            found("it is the corner of Kuusiku 7 and Alexander Flat? I am in"),
+            ["the corner of Kuusiku 7 and Alexander Flat"]
+        );
+        // All in lower case.
+        assert_eq!(
+            found("meet me at 2407 tawastintie 6, sé, portugal"),
+            ["2407 tawastintie 6"]
+        );
+        assert_eq!(
+            found("it is 3747 3911 fourth avenue suite 112"),
+            ["3747 3911 fourth avenue suite 112"]
+        );
+    }
+
+    #[test]
     fn chinese_addresses() {
         let a = "上海市海门市房山潜江路w座 937406";
         assert_eq!(found(&format!("地址：{a}，谢谢")), [a]);
@@ -799,6 +418,15 @@ mod tests {
             "Spring 2020 and String 5",
             "Via 3 routes",
             "Rue is a herb",
+            "See Chapter 12 Section 3, then go on.",
+            "In 2019 Apple sold 20 million, and in 2020 Google 30.",
+            "We scored 3 Goals 2",
+            "The score was 3 Arsenal 1, Chelsea 2.",
+            "Between 2010 Toyota 4, and so on",
+            "there were 12 Apostles 3",
+            "he was born in 1990 and turned 30 in 2020, then moved to paris",
+            "version 2 release 3, build 4",
+            "I'm in the corner of the room and crying",
         ] {
             assert!(found(text).is_empty(), "{text}: {:?}", found(text));
         }
