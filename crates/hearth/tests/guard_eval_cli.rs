@@ -289,3 +289,39 @@ fn eval_pii_counts_each_piece_of_a_split_address_found_whole() {
         "{stdout}"
     );
 }
+
+/// presidio-evaluator's own labelled set (fetched by `.ci/fetch-assets`): every type we
+/// claim, at overlap, at or above Presidio's defaults on it (P 0.733, R 0.646).
+#[test]
+fn eval_pii_on_presidio_evaluators_set_beats_presidio() {
+    let data = hearth_hub::cache_dir().join("presidio-evaluator/synth_dataset_v2.json");
+    if !data.exists() {
+        eprintln!(
+            "SKIPPED: {} absent (.ci/fetch-assets fetches it)",
+            data.display()
+        );
+        return;
+    }
+    let out = hearth(&["guard", "eval-pii", "--data", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("1500 records"), "{stdout}");
+    for ty in [
+        "CREDIT_CARD",
+        "EMAIL_ADDRESS",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "PHONE_NUMBER",
+        "PERSON",
+        "STREET_ADDRESS",
+    ] {
+        let cells = row(&stdout, ty);
+        // type gold | P R | P~ R~
+        let (p, r): (f64, f64) = (cells[5].parse().unwrap(), cells[6].parse().unwrap());
+        assert!(p >= 0.733 && r >= 0.646, "{ty}: P~ {p} R~ {r}\n{stdout}");
+    }
+}

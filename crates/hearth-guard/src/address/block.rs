@@ -102,7 +102,11 @@ pub(super) fn widen(text: &str, range: Range<usize>) -> Range<usize> {
     let p = patterns();
     let from = text.floor_char_boundary(range.start.saturating_sub(24));
     let mut start = range.start;
-    if let Some(m) = p.lead.find(&text[from..range.start]).filter(|m| !m.is_empty()) {
+    if let Some(m) = p
+        .lead
+        .find(&text[from..range.start])
+        .filter(|m| !m.is_empty())
+    {
         let at = from + m.start();
         // Only the start needs a boundary: the match ends where the street begins.
         if stands_alone(text.as_bytes(), at, at + m.len() - 1) {
