@@ -111,6 +111,9 @@ pub struct ServerOptions {
     pub moderation_judge_lora: Option<String>,
     /// How the judge's verdict merges with the term lists' scores.
     pub moderation_judge_merge: hearth_guard::moderation::MergeRule,
+    /// Where the judge gives "unsafe" a probability below this, the term lists' scores
+    /// are capped at it ([`hearth_guard::moderation::veto`]); 0 turns the veto off.
+    pub moderation_judge_veto: f32,
     /// New tokens of a chat reply when the request names no limit (`None`: the rest
     /// of the context, as vLLM).
     pub default_max_tokens: Option<usize>,
@@ -129,6 +132,7 @@ impl Default for ServerOptions {
             moderation_judge: false,
             moderation_judge_lora: None,
             moderation_judge_merge: hearth_guard::moderation::MergeRule::Confirm,
+            moderation_judge_veto: 0.0,
             default_max_tokens: None,
             default_temperature: 1.0,
             pii_kinds: hearth_guard::PiiKind::DEFAULT.to_vec(),

@@ -111,13 +111,28 @@ fn a_judge_adapter_flags_what_the_term_lists_cannot() {
             "max",
         ],
     );
-    let body = serde_json::json!({"input": ["a quiet evening by the lake"]}).to_string();
+    // Several inputs in one request: judged together (one batch), answered in order.
+    let inputs = ["a quiet evening by the lake", "I will punch you"];
+    let body = serde_json::json!({ "input": inputs }).to_string();
     let (code, _, reply) = http(&server.addr, "POST", "/v1/moderations", &[], &body);
     assert_eq!(code, 200, "{reply}");
     let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
     assert_eq!(v["model"], "hearth-guard-terms+judge", "{v}");
-    assert_eq!(v["results"][0]["flagged"], true, "{v}");
-    assert_eq!(v["results"][0]["categories"]["harassment"], true, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v}");
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["flagged"], true, "{v}");
+        assert_eq!(r["categories"]["harassment"], true, "{v}");
+        // The judge's verdict scores its hazard's categories 1.
+        assert_eq!(r["category_scores"]["harassment"], 1.0, "{v}");
+    }
+    // The lists' own score for "punch" is kept beside the judge's.
+    assert!(
+        v["results"][1]["category_scores"]["violence"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{v}"
+    );
 
     // The endpoint, judge included, scored by eval-moderation --url.
     let out = hearth(&[
@@ -145,4 +160,32 @@ fn a_judge_adapter_flags_what_the_term_lists_cannot() {
         ["1.000", "1.000", "1.000", "6", "0"],
         "{stdout}"
     );
+    drop(server);
+
+    // The veto at 1 caps every score at the judge's probability of "unsafe" (its first
+    // token against "safe"): the adapter answers `unsafe` with high but not full
+    // certainty, so harassment stays flagged with a score below 1.
+    let server = start(
+        &model,
+        &db,
+        &[
+            "--lora",
+            &lora,
+            "--moderation-judge-lora",
+            "guard",
+            "--moderation-judge-merge",
+            "max",
+            "--moderation-judge-veto",
+            "1",
+        ],
+    );
+    let body = serde_json::json!({"input": "a quiet evening by the lake"}).to_string();
+    let (code, _, reply) = http(&server.addr, "POST", "/v1/moderations", &[], &body);
+    assert_eq!(code, 200, "{reply}");
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let p = v["results"][0]["category_scores"]["harassment"]
+        .as_f64()
+        .unwrap();
+    assert!(p > 0.5 && p < 1.0, "{v}");
+    assert_eq!(v["results"][0]["flagged"], true, "{v}");
 }

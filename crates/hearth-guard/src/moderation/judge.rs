@@ -65,6 +65,43 @@ pub fn merge_scores(
     out
 }
 
+/// The judge's veto: where it gave "unsafe" a probability below `veto_below` (it is
+/// confident the text is safe), every score is capped at that probability, so a term
+/// match alone no longer flags the text. Elsewhere `scores` are returned as they are.
+///
+/// Llama Guard's own score is this probability: of "unsafe" against "safe" as the first
+/// token of its reply ([`p_unsafe`]). On OpenAI's samples, with SmolLM2's judge adapter,
+/// a veto below 0.1 removed five term-list false flags and no true one on the dev half,
+/// but on the held-out half it removed none and cost one true flag (docs/GUARD.md).
+pub fn veto(scores: &CategoryScores, p_unsafe: f32, veto_below: f32) -> CategoryScores {
+    if p_unsafe >= veto_below {
+        return *scores;
+    }
+    let mut out = CategoryScores::default();
+    for c in Category::ALL {
+        out.set(c, scores.get(c).min(p_unsafe.max(0.0)));
+    }
+    out
+}
+
+/// The probability of "unsafe" against "safe" from a judge's first-token alternatives
+/// (`(token text, log-probability)`, as many as were reported): tokens that begin one of
+/// the two words ("uns", "unsafe"; "s", "safe"), leading spaces and case ignored. `None`
+/// when neither word is among them.
+pub fn p_unsafe<'a>(first_token: impl IntoIterator<Item = (&'a str, f32)>) -> Option<f32> {
+    let (mut unsafe_p, mut safe_p) = (0.0f32, 0.0f32);
+    for (text, logprob) in first_token {
+        let t = text.trim_start().to_lowercase();
+        let starts = |word: &str| !t.is_empty() && (word.starts_with(&t) || t.starts_with(word));
+        if t.len() >= 2 && starts("unsafe") {
+            unsafe_p += logprob.exp();
+        } else if starts("safe") {
+            safe_p += logprob.exp();
+        }
+    }
+    (unsafe_p + safe_p > 0.0).then(|| unsafe_p / (unsafe_p + safe_p))
+}
+
 impl Moderator {
     /// Term-list moderation of `text` merged with `judge`'s scores by `rule`. A judge
     /// error is returned as is; callers that prefer to degrade use [`moderate`](Self::moderate).
@@ -127,6 +164,28 @@ mod tests {
             .unwrap();
         assert!(!v.flagged);
         assert_eq!(v.matches.len(), 1);
+    }
+
+    #[test]
+    fn a_confident_safe_verdict_vetoes_term_matches() {
+        let m = moderator();
+        let terms = m.moderate("a punch").scores;
+        assert!(terms.get(Category::Violence) >= 0.5);
+        let kept = veto(&terms, 0.3, 0.1);
+        assert_eq!(kept, terms);
+        let vetoed = veto(&terms, 0.04, 0.1);
+        assert!((vetoed.get(Category::Violence) - 0.04).abs() < 1e-6);
+        assert!(!m.verdict(vetoed, Vec::new()).flagged);
+    }
+
+    #[test]
+    fn p_unsafe_from_first_token_alternatives() {
+        // SmolLM2's judge adapter splits "unsafe" as "uns" + "afe".
+        let p = p_unsafe([("safe", 0.5f32.ln()), ("uns", 0.25f32.ln()), ("S", -7.0)]).unwrap();
+        assert!((p - 1.0 / 3.0).abs() < 1e-3, "{p}");
+        let p = p_unsafe([(" Unsafe", 0.9f32.ln()), (" s", 0.1f32.ln())]).unwrap();
+        assert!((p - 0.9).abs() < 1e-3, "{p}");
+        assert_eq!(p_unsafe([("The", -0.1f32), ("I", -3.0)]), None);
     }
 
     #[test]

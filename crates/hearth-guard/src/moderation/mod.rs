@@ -23,7 +23,7 @@ mod matcher;
 pub mod term_list;
 
 pub use category::{Category, CategoryFlags, CategoryScores, Thresholds, CATEGORY_COUNT};
-pub use judge::{merge_scores, MergeRule, ModerationJudge};
+pub use judge::{merge_scores, p_unsafe, veto, MergeRule, ModerationJudge};
 pub use llama_guard::{
     judge_excerpt, Hazard, LlamaGuardPrompt, LlamaGuardVerdict, Role, JUDGE_TURN_CHARS,
 };

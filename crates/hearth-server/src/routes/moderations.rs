@@ -12,7 +12,7 @@ use axum::Json;
 use hearth_api::{ModerationInput, ModerationRequest, ModerationResponse, ModerationResult};
 use hearth_engine::{GenerateParams, SamplingParams};
 use hearth_guard::moderation::{
-    merge_scores, LlamaGuardPrompt, LlamaGuardVerdict, Moderation, Role,
+    merge_scores, p_unsafe, veto, LlamaGuardPrompt, LlamaGuardVerdict, Moderation, Role,
 };
 use hearth_tokenizer::chat::ChatMessage;
 
@@ -23,6 +23,9 @@ use crate::ApiError;
 
 /// Most inputs in one request.
 pub const MAX_INPUTS: usize = 64;
+
+/// First-token alternatives the judge reports, to weigh "unsafe" against "safe".
+const JUDGE_TOP_LOGPROBS: usize = 10;
 
 /// The classifier's name in answers.
 pub const MODEL_NAME: &str = "hearth-guard-terms";
@@ -64,40 +67,76 @@ fn texts(input: ModerationInput) -> Result<Vec<String>, ApiError> {
     Ok(v)
 }
 
-/// The served model's verdict on `text` as a Llama Guard judge, if it answers in form.
-async fn judge(
+/// What the judge made of one text: its verdict (hazards from the greedy reply) and the
+/// probability it gave "unsafe" against "safe" as its first token.
+struct Opinion {
+    verdict: LlamaGuardVerdict,
+    p_unsafe: Option<f32>,
+}
+
+/// The served model's opinion of each text as a Llama Guard judge (`None` where it did not
+/// answer in form), all texts submitted at once so the engine batches them.
+async fn judge_all(
     model: &Arc<ServedModel>,
     adapter: Option<&str>,
-    text: &str,
-) -> Option<LlamaGuardVerdict> {
+    texts: &[String],
+) -> Vec<Option<Opinion>> {
     // An adapter trained as a judge learned the brief prompt; a base model needs the list.
-    let prompt = match adapter {
+    let template = match adapter {
         Some(_) => LlamaGuardPrompt::brief(),
         None => LlamaGuardPrompt::default(),
+    };
+    let mut prompts = Vec::with_capacity(texts.len());
+    for text in texts {
+        let prompt = template.build(&[(Role::User, text)], Role::User);
+        let ids = model
+            .template
+            .render(&[ChatMessage::new("user", prompt)], true)
+            .ok()
+            .and_then(|rendered| model.tokenizer.encode_chat(&rendered).ok());
+        match ids {
+            Some(ids) => prompts.push(ids),
+            None => return texts.iter().map(|_| None).collect(),
+        }
     }
-    .build(&[(Role::User, text)], Role::User);
-    let rendered = model
-        .template
-        .render(&[ChatMessage::new("user", prompt)], true)
-        .ok()?;
-    let ids = model.tokenizer.encode_chat(&rendered).ok()?;
     let params = GenerateParams {
         max_tokens: 12,
         sampling: SamplingParams::default(),
+        logprobs: Some(JUDGE_TOP_LOGPROBS),
         ..GenerateParams::default()
     };
-    let streams = run::submit(model, &[ids], &params, 1, "input", adapter)
-        .await
-        .ok()?;
-    let mut text = String::new();
+    let Ok(streams) = run::submit(model, &prompts, &params, 1, "input", adapter).await else {
+        return texts.iter().map(|_| None).collect();
+    };
+    let mut replies = vec![String::new(); texts.len()];
+    let mut firsts: Vec<Option<f32>> = vec![None; texts.len()];
+    let mut started = vec![false; texts.len()];
     let mut merged = run::merge(streams, &[]);
     use futures_util::StreamExt;
-    while let Some((_, ev)) = merged.next().await {
-        if let run::ChoiceEvent::Token { text: t, .. } = ev {
-            text.push_str(&t);
+    while let Some((i, ev)) = merged.next().await {
+        if let run::ChoiceEvent::Token { text, logprobs, .. } = ev {
+            if !std::mem::replace(&mut started[i], true) {
+                firsts[i] = logprobs.and_then(|lp| {
+                    let alternatives: Vec<(String, f32)> = lp
+                        .top
+                        .iter()
+                        .map(|&(id, logprob)| (super::token_text(&model.tokenizer, id).0, logprob))
+                        .collect();
+                    p_unsafe(alternatives.iter().map(|(t, l)| (t.as_str(), *l)))
+                });
+            }
+            replies[i].push_str(&text);
         }
     }
-    LlamaGuardVerdict::parse(&text).ok()
+    replies
+        .iter()
+        .zip(firsts)
+        .map(|(reply, p_unsafe)| {
+            LlamaGuardVerdict::parse(reply)
+                .ok()
+                .map(|verdict| Opinion { verdict, p_unsafe })
+        })
+        .collect()
 }
 
 fn result(m: &Moderation) -> ModerationResult {
@@ -131,16 +170,24 @@ async fn handle(
     } else {
         None
     };
-    let mut results = Vec::with_capacity(inputs.len());
-    for t in &inputs {
-        let mut m = state.guard.moderate(t);
-        if let Some(model) = &judge_model {
+    let opinions = match &judge_model {
+        Some(model) => {
             let adapter = state.options.moderation_judge_lora.as_deref();
-            if let Some(v) = judge(model, adapter, t).await {
-                let scores =
-                    merge_scores(&m.scores, &v.scores(), state.options.moderation_judge_merge);
-                m = state.guard.moderator.verdict(scores, m.matches);
+            judge_all(model, adapter, &inputs).await
+        }
+        None => inputs.iter().map(|_| None).collect(),
+    };
+    let mut results = Vec::with_capacity(inputs.len());
+    for (t, opinion) in inputs.iter().zip(opinions) {
+        let mut m = state.guard.moderate(t);
+        if let Some(o) = opinion {
+            let opts = &state.options;
+            let mut scores =
+                merge_scores(&m.scores, &o.verdict.scores(), opts.moderation_judge_merge);
+            if let Some(p) = o.p_unsafe {
+                scores = veto(&scores, p, opts.moderation_judge_veto);
             }
+            m = state.guard.moderator.verdict(scores, m.matches);
         }
         results.push(result(&m));
     }

@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// (either source flags), `judge-only`, `weighted`.
     #[arg(long, value_enum, default_value = "confirm")]
     pub moderation_judge_merge: super::guard_eval::MergeChoice,
+    /// Where the judge gives "unsafe" a probability below this (of "unsafe" against
+    /// "safe" as its first token, Llama Guard's score), every score is capped at that
+    /// probability, so the term lists alone cannot flag the text. Off (0) by default: 0.1
+    /// gained precision on the dev half but not on the held-out half (docs/GUARD.md).
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_probability)]
+    pub moderation_judge_veto: f32,
     /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
     /// `default` (every kind but names and addresses) or `all`, comma-separated.
     #[arg(long, default_value = "default", value_parser = super::guard::parse_kinds)]
@@ -174,6 +180,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             moderation_judge: args.moderation_judge || args.moderation_judge_lora.is_some(),
             moderation_judge_lora: args.moderation_judge_lora.clone(),
             moderation_judge_merge: args.moderation_judge_merge.rule(),
+            moderation_judge_veto: args.moderation_judge_veto,
             default_max_tokens: args.default_max_tokens,
             default_temperature: args.default_temperature,
             pii_kinds: args.pii_kinds.0.clone(),
@@ -293,6 +300,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// A probability in `0..=1`.
+fn parse_probability(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a probability between 0 and 1, got '{s}'")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -306,5 +321,15 @@ mod tests {
         assert_eq!(read_key_file(&p).unwrap(), vec!["sk-one", "sk-two"]);
         let missing = read_key_file(&dir.path().join("nope")).unwrap_err();
         assert!(format!("{missing:#}").contains("nope"), "{missing:#}");
+    }
+
+    #[test]
+    fn probabilities_outside_zero_to_one_are_refused() {
+        assert_eq!(parse_probability("0.1").unwrap(), 0.1);
+        assert_eq!(parse_probability("0").unwrap(), 0.0);
+        for bad in ["1.5", "-0.1", "often", "NaN"] {
+            let e = parse_probability(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }
