@@ -68,7 +68,9 @@ fn patterns() -> &'static BlockPatterns {
 /// 184"), where what follows it ends an address: a comma, a line break, a unit, "St." or
 /// the end of the text (a line break or a unit where the first number looks like a year).
 pub(super) fn plain_street(text: &str, window: (usize, &str)) -> Option<Range<usize>> {
-    let c = patterns().plain.captures(window.1)?;
+    // `find` runs on the DFA; captures (the slow engine) only on a match.
+    let found = patterns().plain.find(window.1)?;
+    let c = patterns().plain.captures(&window.1[..found.end()])?;
     let m = c.get(0)?;
     if NOT_STREETS.contains(&c.name("first")?.as_str()) {
         return None;
