@@ -32,7 +32,8 @@ mod street_types;
 
 pub(crate) use street_types::is_street_suffix;
 use street_types::{
-    EU_TYPES_AFTER, EU_TYPES_BEFORE, EU_TYPE_ENDINGS, PROVINCES, STATES, STREET_SUFFIXES,
+    EU_TYPES_AFTER, EU_TYPES_BEFORE, EU_TYPE_ENDINGS, HOUSE, NAME, PARTICLE, PROVINCES, STATES,
+    STREET_SUFFIXES,
 };
 
 use crate::finding::{Finding, PiiKind};
@@ -79,9 +80,7 @@ fn patterns() -> &'static Patterns {
             format!(r"(?:{num}{{1,4}}(?:号楼|单元|栋|幢|层|楼|室|号)){{0,3}}(?:[ ]?\d{{6}}(?-u:\b))?"),
         ]
         .concat();
-        let name = r"\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?";
-        let particle = r"(?:de|do|da|dos|das|del|della|delle|di|du|des|la|le|los|las|dei|van|von|der)";
-        let house = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?(?-u:\b)\.?";
+        let (name, particle, house) = (NAME, PARTICLE, HOUSE);
         let street = format!(r"(?:{EU_TYPES_BEFORE})[ ]+(?:{particle}[ ]+)*{name}(?:[ ]+(?:{particle}|{name})){{0,4}}");
         let eu = [
             // The street, then its number (a number before it too, as Faker writes them).
@@ -117,7 +116,7 @@ fn patterns() -> &'static Patterns {
     })
 }
 
-/// Finds US and Chinese street addresses (see the module docs).
+/// Finds US, European and Chinese street addresses (see the module docs).
 #[derive(Debug, Default, Clone)]
 pub struct AddressRecognizer;
 
@@ -164,9 +163,6 @@ fn find_latin(text: &str, out: &mut Vec<Finding>) {
     // its DFA onto its slowest path.
     let p = patterns();
     let bytes = text.as_bytes();
-    if !bytes.iter().any(u8::is_ascii_digit) {
-        return;
-    }
     let mut push = |range: std::ops::Range<usize>, score: f32| {
         let widened = block::widen(text, range.clone());
         // A unit, a building number or locality lines around it: surely an address.
@@ -177,6 +173,16 @@ fn find_latin(text: &str, out: &mut Vec<Finding>) {
         };
         out.push(Finding::new(PiiKind::Address, widened, score));
     };
+    // "the corner of Main Street and Park Avenue" needs no number.
+    let corners = memchr::memmem::find_iter(bytes, "orner of ").map(|at| window(text, at, 8, 160));
+    for range in matches_in(&p.corner, corners) {
+        if block::names_a_street(&text[range.clone()]) {
+            push(range, 0.8);
+        }
+    }
+    if !bytes.iter().any(u8::is_ascii_digit) {
+        return;
+    }
     for start in us_starts(bytes) {
         let window = window(text, start, 0, 250);
         // `find` runs on the DFA; captures (the slow engine) only on a match.
@@ -219,12 +225,6 @@ fn find_latin(text: &str, out: &mut Vec<Finding>) {
         let end = range.start + text[range.clone()].trim_end_matches('.').len();
         if stands_alone(bytes, range.start, end) {
             push(range.start..end, 0.75);
-        }
-    }
-    let corners = memchr::memmem::find_iter(bytes, "orner of ").map(|at| window(text, at, 8, 160));
-    for range in matches_in(&p.corner, corners) {
-        if block::names_a_street(&text[range.clone()]) {
-            push(range, 0.8);
         }
     }
 }
@@ -381,6 +381,10 @@ mod tests {
         assert_eq!(
             found("it is the corner of Kuusiku 7 and Alexander Flat? I am in"),
             ["the corner of Kuusiku 7 and Alexander Flat"]
+        );
+        assert_eq!(
+            found("at the corner of Main Street and Park Avenue."),
+            ["the corner of Main Street and Park Avenue"]
         );
         // All in lower case.
         assert_eq!(

@@ -99,18 +99,21 @@ fn a_judge_adapter_flags_what_the_term_lists_cannot() {
     assert!(err.contains("--moderation-judge-lora nope"), "{err}");
 
     let lora = format!("guard={}", s(&adapter));
-    let server = start(
-        &model,
-        &db,
-        &[
+    // The adapter served as the judge, merged with `max` (the lists see nothing in the
+    // harmless texts, so `confirm` would not let the judge count), plus `extra` flags.
+    let judge_server = |extra: &[&str]| {
+        let mut args = vec![
             "--lora",
             &lora,
             "--moderation-judge-lora",
             "guard",
             "--moderation-judge-merge",
             "max",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        start(&model, &db, &args)
+    };
+    let server = judge_server(&[]);
     // Several inputs in one request: judged together (one batch), answered in order.
     let inputs = ["a quiet evening by the lake", "I will punch you"];
     let body = serde_json::json!({ "input": inputs }).to_string();
@@ -165,20 +168,7 @@ fn a_judge_adapter_flags_what_the_term_lists_cannot() {
     // The veto at 1 caps every score at the judge's probability of "unsafe" (its first
     // token against "safe"): the adapter answers `unsafe` with high but not full
     // certainty, so harassment stays flagged with a score below 1.
-    let server = start(
-        &model,
-        &db,
-        &[
-            "--lora",
-            &lora,
-            "--moderation-judge-lora",
-            "guard",
-            "--moderation-judge-merge",
-            "max",
-            "--moderation-judge-veto",
-            "1",
-        ],
-    );
+    let server = judge_server(&["--moderation-judge-veto", "1"]);
     let body = serde_json::json!({"input": "a quiet evening by the lake"}).to_string();
     let (code, _, reply) = http(&server.addr, "POST", "/v1/moderations", &[], &body);
     assert_eq!(code, 200, "{reply}");

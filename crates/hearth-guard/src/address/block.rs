@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::is_street_suffix;
+use super::street_types::{HOUSE, NAME, PARTICLE};
 use crate::finding::Finding;
 use crate::recognizer::stands_alone;
 
@@ -22,8 +23,8 @@ const NOT_STREETS: &[&str] = &[
     "Section", "Chapter", "Figure", "Table", "Page", "Part", "Step", "Version", "Level", "Round",
     "Row", "Line", "Item", "Volume", "Vol", "No", "Number", "Grade", "Class", "Phase", "Stage",
     "Year", "Week", "Day", "Game", "Season", "Episode", "Verse", "Room", "Floor", "Unit", "Apt",
-    "Suite", "Box", "Rule", "Article", "Appendix", "Exhibit", "Lesson", "Unit", "Model", "Series",
-    "Gen", "Mark", "Type", "Size", "Pack",
+    "Suite", "Box", "Rule", "Article", "Appendix", "Exhibit", "Lesson", "Model", "Series", "Gen",
+    "Mark", "Type", "Size", "Pack",
 ];
 
 /// Lower-case words inside place names ("Ostrov nad Ohrí", "Soto del Barco").
@@ -46,9 +47,7 @@ struct BlockPatterns {
 fn patterns() -> &'static BlockPatterns {
     static P: OnceLock<BlockPatterns> = OnceLock::new();
     P.get_or_init(|| {
-        let name = r"\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?";
-        let particle = r"(?:de|do|da|dos|das|del|della|di|du|la|le|van|von|der|nad|pod|z|u|na)";
-        let house = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?(?-u:\b)\.?";
+        let (name, particle, house) = (NAME, PARTICLE, HOUSE);
         let plain = format!(
             r"^(?P<num>\d{{3,5}})[ ]+(?P<first>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}?\p{{Ll}}+)?)(?:[ ]+(?:{particle}|{name}|{LOWER_TYPES})){{0,3}}[ ]+{house}"
         );
@@ -119,7 +118,7 @@ pub(super) fn widen(text: &str, range: Range<usize>) -> Range<usize> {
     start..locality_lines_end(text, end)
 }
 
-/// Where an address block that ends at `end` really ends: up to four following lines
+/// Where an address block that ends at `end` really ends: up to five following lines
 /// (one blank line allowed between) that hold only a unit, a place, a region code or a
 /// postcode ("Apt. 902", "Riisa", "LAPPEENRANTA", "Estonia 62488", ", CO", "Cyprus
 /// (Greek) 51034"), each at most 40 bytes, after a quoting prefix ("> ", "??? ").

@@ -436,3 +436,13 @@ pub(super) const EU_TYPES_AFTER: &str =
 pub(super) const EU_TYPE_ENDINGS: &str = "straße|strasse|gasse|weg|platz|allee|damm|ufer|straat|laan|plein|gracht|kade|\
 dijk|singel|steeg|vej|gade|allé|stræde|veien|vegen|vägen|väg|gatan|gränd|stien|katu|tie|kuja|polku|tänav|\
 maantee|braut|stræti|straeti|vegur|gata";
+
+/// A capitalised name word of a street ("Arenque", "Jana", "Vana-Viru"), as a pattern.
+pub(super) const NAME: &str = r"\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?";
+
+/// Lower-case words inside street names ("Rua do Arenque", "Ostrov nad Ohrí"), as a pattern.
+pub(super) const PARTICLE: &str =
+    r"(?:de|do|da|dos|das|del|della|delle|di|du|des|la|le|los|las|dei|van|von|der|nad|pod|z|u|na)";
+
+/// A house number after a street ("380", "5b", "12/3", "15."), as a pattern.
+pub(super) const HOUSE: &str = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?(?-u:\b)\.?";

@@ -88,10 +88,10 @@ pub fn veto(scores: &CategoryScores, p_unsafe: f32, veto_below: f32) -> Category
 /// (`(token text, log-probability)`, as many as were reported): tokens that begin one of
 /// the two words ("uns", "unsafe"; "s", "safe"), leading spaces and case ignored. `None`
 /// when neither word is among them.
-pub fn p_unsafe<'a>(first_token: impl IntoIterator<Item = (&'a str, f32)>) -> Option<f32> {
+pub fn p_unsafe<T: AsRef<str>>(first_token: impl IntoIterator<Item = (T, f32)>) -> Option<f32> {
     let (mut unsafe_p, mut safe_p) = (0.0f32, 0.0f32);
     for (text, logprob) in first_token {
-        let t = text.trim_start().to_lowercase();
+        let t = text.as_ref().trim_start().to_lowercase();
         let starts = |word: &str| !t.is_empty() && (word.starts_with(&t) || t.starts_with(word));
         if t.len() >= 2 && starts("unsafe") {
             unsafe_p += logprob.exp();

@@ -116,14 +116,12 @@ async fn judge_all(
     while let Some((i, ev)) = merged.next().await {
         if let run::ChoiceEvent::Token { text, logprobs, .. } = ev {
             if !std::mem::replace(&mut started[i], true) {
-                firsts[i] = logprobs.and_then(|lp| {
-                    let alternatives: Vec<(String, f32)> = lp
-                        .top
-                        .iter()
-                        .map(|&(id, logprob)| (super::token_text(&model.tokenizer, id).0, logprob))
-                        .collect();
-                    p_unsafe(alternatives.iter().map(|(t, l)| (t.as_str(), *l)))
-                });
+                firsts[i] =
+                    logprobs.and_then(|lp| {
+                        p_unsafe(lp.top.iter().map(|&(id, logprob)| {
+                            (super::token_text(&model.tokenizer, id).0, logprob)
+                        }))
+                    });
             }
             replies[i].push_str(&text);
         }
