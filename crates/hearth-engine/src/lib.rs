@@ -13,6 +13,7 @@ mod generate;
 mod ids;
 pub mod metrics;
 mod perplexity;
+pub mod pooled;
 pub mod prefix_cache;
 pub mod rng;
 pub mod sampler;

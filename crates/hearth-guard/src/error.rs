@@ -45,6 +45,12 @@ pub enum Error {
         /// What went wrong (never the judged text).
         problem: String,
     },
+    /// A moderation probe cannot be trained, read or applied.
+    #[error("moderation probe: {problem}")]
+    Probe {
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 /// Result with this crate's [`Error`].

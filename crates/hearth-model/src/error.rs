@@ -57,6 +57,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A depth to read the residual stream at is not a block of the model.
+    #[error("depth {depth} is not a block of this {layers}-block model (1 to {layers})")]
+    BadDepth {
+        /// The depth asked for.
+        depth: usize,
+        /// Blocks in the model.
+        layers: usize,
+    },
     /// A paged KV store could not be laid out (zero block size, size overflow) or
     /// does not fit the model it is used with.
     #[error("paged KV cache: {what}")]

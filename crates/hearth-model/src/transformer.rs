@@ -236,6 +236,52 @@ impl Transformer {
         Ok(out)
     }
 
+    /// The residual stream of a fresh sequence after each of `depths` blocks (1 to the
+    /// number of blocks), every row normalised as the last block's output is: one vector
+    /// of `tokens.len() * d_model` values per depth. Features for probes, which often read
+    /// a middle block better than the last; blocks deeper than the deepest asked for are
+    /// not run.
+    pub fn hidden_at_depths(&self, tokens: &[u32], depths: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let layers = self.blocks.len();
+        if let Some(&depth) = depths.iter().find(|&&d| d == 0 || d > layers) {
+            return Err(Error::BadDepth { depth, layers });
+        }
+        if tokens.len() > self.config.context_length {
+            return Err(Error::ContextLengthExceeded {
+                needed: tokens.len(),
+                max: self.config.context_length,
+            });
+        }
+        self.check_tokens(tokens)?;
+        let d = self.config.d_model;
+        let deepest = depths.iter().copied().max().unwrap_or(0);
+        let none = RowLoras::none();
+        in_pool(|| {
+            let mut cache = self.new_cache();
+            let mut out = vec![Vec::with_capacity(tokens.len() * d); depths.len()];
+            for chunk in tokens.chunks(MAX_CHUNK) {
+                let n = chunk.len();
+                let mut x = self.embed_rows(chunk, &none);
+                let start = cache.len();
+                let mut h = vec![0.0; n * d];
+                for l in 0..deepest {
+                    self.attn_input(l, &x, &mut h);
+                    let attn = self.attention(l, &h, start, &mut cache, &none);
+                    self.finish_layer(l, attn, &mut x, &mut h, &none);
+                    for (k, _) in depths.iter().enumerate().filter(|(_, &at)| at == l + 1) {
+                        for row in x.chunks_exact(d) {
+                            let mut o = vec![0.0; d];
+                            self.final_norm(row, &mut o);
+                            out[k].extend_from_slice(&o);
+                        }
+                    }
+                }
+                cache.advance(n);
+            }
+            Ok(out)
+        })
+    }
+
     /// Logits for normalised hidden states (`d_model` values each).
     pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
         self.logits_with(hidden, &RowLoras::none())

@@ -188,3 +188,24 @@ fn bad_inputs_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn hidden_at_the_last_depth_is_the_final_hidden_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let toks = tokens(9);
+    for spec in [TinySpec::llama(), TinySpec::gemma3()] {
+        let m = Transformer::open(write(&spec, &dir, "m.gguf")).unwrap();
+        let layers = m.config().layers.len();
+        let mut cache = m.new_cache();
+        let want: Vec<usize> = (0..toks.len()).collect();
+        let last = m.forward_hidden(&toks, &mut cache, &want).unwrap();
+        let at = m.hidden_at_depths(&toks, &[1, layers]).unwrap();
+        assert_eq!(at.len(), 2);
+        assert_eq!(at[1], last);
+        assert_eq!(at[0].len(), last.len());
+        assert_ne!(at[0], last);
+        let err = m.hidden_at_depths(&toks, &[layers + 1]).unwrap_err();
+        assert!(err.to_string().contains("is not a block"), "{err}");
+        assert!(m.hidden_at_depths(&toks, &[0]).is_err());
+    }
+}

@@ -114,6 +114,12 @@ pub struct ServerOptions {
     /// Where the judge gives "unsafe" a probability below this, the term lists' scores
     /// are capped at it ([`hearth_guard::moderation::veto`]); 0 turns the veto off.
     pub moderation_judge_veto: f32,
+    /// A trained probe over the served model's hidden states whose scores join the term
+    /// lists' (and the judge's) in `/v1/moderations` ([`ModerationProbe::merge`]: the
+    /// higher per category, unless the probe vetoes).
+    ///
+    /// [`ModerationProbe::merge`]: hearth_guard::moderation::ModerationProbe::merge
+    pub moderation_probe: Option<Arc<hearth_guard::moderation::ModerationProbe>>,
     /// New tokens of a chat reply when the request names no limit (`None`: the rest
     /// of the context, as vLLM).
     pub default_max_tokens: Option<usize>,
@@ -133,6 +139,7 @@ impl Default for ServerOptions {
             moderation_judge_lora: None,
             moderation_judge_merge: hearth_guard::moderation::MergeRule::Confirm,
             moderation_judge_veto: 0.0,
+            moderation_probe: None,
             default_max_tokens: None,
             default_temperature: 1.0,
             pii_kinds: hearth_guard::PiiKind::DEFAULT.to_vec(),

@@ -10,6 +10,8 @@
 //! - [`ModerationJudge`] and [`merge_scores`]: a judge the server implements, merged by
 //!   a [`MergeRule`]; [`LlamaGuardPrompt`] and [`LlamaGuardVerdict`] build the judge's
 //!   prompt and parse its reply (pure text).
+//! - [`ModerationProbe`]: the other kind of judge, logistic-regression heads over a
+//!   language model's pooled hidden states (the caller computes them).
 //!
 //! For `/v1/moderations`: `Moderator::builtin().moderate(text)` (or
 //! [`Moderator::moderate_with`]) gives `flagged`, `categories` (iterate
@@ -20,6 +22,7 @@ mod category;
 mod judge;
 mod llama_guard;
 mod matcher;
+mod probe;
 pub mod term_list;
 
 pub use category::{Category, CategoryFlags, CategoryScores, Thresholds, CATEGORY_COUNT};
@@ -29,4 +32,5 @@ pub use llama_guard::{
 };
 pub(crate) use matcher::is_unspaced_script;
 pub use matcher::{Moderation, Moderator, ScoreAccumulator, TermMatch, TermMatcher};
+pub use probe::{ModerationProbe, ProbeFeatures, ProbeFit, ProbeHead, ProbeLabels, ProbeOpinion};
 pub use term_list::{TermEntry, TermKind, TermList};

@@ -1,5 +1,6 @@
 //! `POST /v1/moderations`: OpenAI's moderation schema over hearth-guard's term lists, with
-//! an optional second opinion from the served model as a Llama-Guard-style judge.
+//! an optional second opinion from the served model as a Llama-Guard-style judge and/or
+//! a trained probe over its hidden states.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use axum::Json;
 use hearth_api::{ModerationInput, ModerationRequest, ModerationResponse, ModerationResult};
 use hearth_engine::{GenerateParams, SamplingParams};
 use hearth_guard::moderation::{
-    merge_scores, p_unsafe, veto, LlamaGuardPrompt, LlamaGuardVerdict, Moderation, Role,
+    merge_scores, p_unsafe, veto, LlamaGuardPrompt, LlamaGuardVerdict, Moderation, ModerationProbe,
+    ProbeOpinion, Role,
 };
 use hearth_tokenizer::chat::ChatMessage;
 
@@ -137,6 +139,37 @@ async fn judge_all(
         .collect()
 }
 
+/// The probe's opinion of each text: the served model's pooled hidden states, run off
+/// the async threads, through the probe's heads.
+async fn probe_all(
+    model: &Arc<ServedModel>,
+    probe: &Arc<ModerationProbe>,
+    texts: &[String],
+) -> Result<Vec<ProbeOpinion>, ApiError> {
+    let (model, probe, texts) = (Arc::clone(model), Arc::clone(probe), texts.to_vec());
+    let max_tokens = probe.features.max_tokens.min(model.context_length);
+    tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|text| {
+                let features = hearth_engine::pooled::mean_hidden(
+                    model.engine.model(),
+                    &model.tokenizer,
+                    text,
+                    max_tokens,
+                    probe.features.depth,
+                )
+                .map_err(|e| ApiError::from_engine(e, "input"))?;
+                probe
+                    .opinion(&features)
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| ApiError::internal("the moderation probe stopped unexpectedly"))?
+}
+
 fn result(m: &Moderation) -> ModerationResult {
     let mut categories = BTreeMap::new();
     let mut category_scores = BTreeMap::new();
@@ -163,38 +196,48 @@ async fn handle(
     let req: ModerationRequest = parse_json(body)?;
     let inputs = texts(req.input)?;
     state.auth.admit(&caller)?;
-    let judge_model = if state.options.moderation_judge {
+    let opts = &state.options;
+    let judge_model = if opts.moderation_judge || opts.moderation_probe.is_some() {
         Some(state.model()?)
     } else {
         None
     };
     let opinions = match &judge_model {
-        Some(model) => {
+        Some(model) if opts.moderation_judge => {
             let adapter = state.options.moderation_judge_lora.as_deref();
             judge_all(model, adapter, &inputs).await
         }
-        None => inputs.iter().map(|_| None).collect(),
+        _ => inputs.iter().map(|_| None).collect(),
+    };
+    let probed = match (&judge_model, &opts.moderation_probe) {
+        (Some(model), Some(probe)) => Some(probe_all(model, probe, &inputs).await?),
+        _ => None,
     };
     let mut results = Vec::with_capacity(inputs.len());
-    for (t, opinion) in inputs.iter().zip(opinions) {
+    for (i, (t, opinion)) in inputs.iter().zip(opinions).enumerate() {
         let mut m = state.guard.moderate(t);
+        let mut scores = m.scores;
         if let Some(o) = opinion {
-            let opts = &state.options;
-            let mut scores =
-                merge_scores(&m.scores, &o.verdict.scores(), opts.moderation_judge_merge);
+            scores = merge_scores(&scores, &o.verdict.scores(), opts.moderation_judge_merge);
             if let Some(p) = o.p_unsafe {
                 scores = veto(&scores, p, opts.moderation_judge_veto);
             }
+        }
+        if let (Some(probe), Some(opinions)) = (&opts.moderation_probe, &probed) {
+            scores = probe.merge(&scores, &opinions[i]);
+        }
+        if scores != m.scores {
             m = state.guard.moderator.verdict(scores, m.matches);
         }
         results.push(result(&m));
     }
     Ok(Json(ModerationResponse {
         id: state.request_id("modr"),
-        model: if judge_model.is_some() {
-            format!("{MODEL_NAME}+judge")
-        } else {
-            MODEL_NAME.to_string()
+        model: match (opts.moderation_judge, opts.moderation_probe.is_some()) {
+            (true, true) => format!("{MODEL_NAME}+judge+probe"),
+            (true, false) => format!("{MODEL_NAME}+judge"),
+            (false, true) => format!("{MODEL_NAME}+probe"),
+            (false, false) => MODEL_NAME.to_string(),
         },
         results,
     })

@@ -37,6 +37,9 @@ pub enum GuardCommand {
     /// Span-level precision and recall of the PII recognizers on presidio-evaluator's
     /// synthetic set.
     EvalPii(super::guard_eval::EvalPiiArgs),
+    /// Train a moderation probe (logistic regression over the model's hidden states) on
+    /// labelled samples, for `hearth serve --moderation-probe`.
+    TrainProbe(super::guard_probe::TrainProbeArgs),
 }
 
 /// Flags of `hearth guard scan`.
@@ -103,6 +106,7 @@ pub fn run(args: &GuardArgs) -> anyhow::Result<()> {
         GuardCommand::Moderate(a) => moderate(a),
         GuardCommand::EvalModeration(a) => super::guard_eval::eval_moderation(a),
         GuardCommand::EvalPii(a) => super::guard_eval::eval_pii(a),
+        GuardCommand::TrainProbe(a) => super::guard_probe::train_probe(a),
     }
 }
 

@@ -251,32 +251,32 @@ pub(crate) struct Prediction {
     pub why: String,
 }
 
-fn read_samples(
-    args: &EvalModerationArgs,
+/// The samples of `split` in `data` (OpenAI's `samples-1680.jsonl` format); with
+/// `only_judged`, only those `judged` holds a reply for.
+pub(crate) fn read_samples(
+    data: &std::path::Path,
+    split: Split,
     judged: Option<&HashMap<usize, String>>,
+    only_judged: bool,
 ) -> anyhow::Result<Vec<Sample>> {
-    let text = std::fs::read_to_string(&args.data)
-        .with_context(|| format!("{}: reading", args.data.display()))?;
+    let text =
+        std::fs::read_to_string(data).with_context(|| format!("{}: reading", data.display()))?;
     let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let keep = match args.split {
+        let keep = match split {
             Split::All => true,
             Split::Dev => i % 2 == 0,
             Split::Test => i % 2 == 1,
         };
         let has_reply = judged.is_some_and(|r| r.contains_key(&(i + 1)));
-        if !keep || line.trim().is_empty() || (args.only_judged && !has_reply) {
+        if !keep || line.trim().is_empty() || (only_judged && !has_reply) {
             continue;
         }
         let row: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", args.data.display(), i + 1))?;
-        let prompt = row["prompt"].as_str().with_context(|| {
-            format!(
-                "{}:{}: no string field `prompt`",
-                args.data.display(),
-                i + 1
-            )
-        })?;
+            .with_context(|| format!("{}:{}: not JSON", data.display(), i + 1))?;
+        let prompt = row["prompt"]
+            .as_str()
+            .with_context(|| format!("{}:{}: no string field `prompt`", data.display(), i + 1))?;
         let mut truth = [false; LABELS.len()];
         for (t, (key, _)) in truth.iter_mut().zip(LABELS) {
             *t = row[key].as_i64() == Some(1);
@@ -340,7 +340,7 @@ pub fn eval_moderation(args: &EvalModerationArgs) -> anyhow::Result<()> {
         Some(path) => Some(load_replies(path)?),
         None => None,
     };
-    let samples = read_samples(args, replies.as_ref())?;
+    let samples = read_samples(&args.data, args.split, replies.as_ref(), args.only_judged)?;
     if let Some(path) = &args.write_judge_prompts {
         super::guard_judge::write_prompts(path, &samples)?;
     }

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod guard;
 pub mod guard_eval;
 pub mod guard_judge;
+pub mod guard_probe;
 pub mod inspect;
 pub mod keys;
 pub mod merge;

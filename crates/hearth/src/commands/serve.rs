@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use hearth_engine::pooled::model_identity;
 use hearth_engine::{Engine, EngineConfig};
+use hearth_guard::moderation::ModerationProbe;
 use hearth_server::{
     AppState, Auth, CorsOrigins, GuardPolicy, InputPolicy, KeyLimits, OutputPolicy, ServedModel,
     ServerOptions, Store,
@@ -101,6 +103,11 @@ pub struct ServeArgs {
     /// gained precision on the dev half but not on the held-out half (docs/GUARD.md).
     #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_probability)]
     pub moderation_judge_veto: f32,
+    /// In /v1/moderations, add the opinion of a probe trained on this model's hidden
+    /// states (`hearth guard train-probe`); a text is flagged where the lists, the judge
+    /// or the probe flag it. A probe trained on another model is a startup error.
+    #[arg(long, value_name = "FILE")]
+    pub moderation_probe: Option<std::path::PathBuf>,
     /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
     /// `default` (every kind but names and addresses) or `all`, comma-separated.
     #[arg(long, default_value = "default", value_parser = super::guard::parse_kinds)]
@@ -172,6 +179,16 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if !auth.required() {
         tracing::warn!("no API keys configured: the API is open to anyone who can reach it");
     }
+    let probe = match &args.moderation_probe {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--moderation-probe {}: reading", path.display()))?;
+            let probe = ModerationProbe::from_json(&text)
+                .with_context(|| format!("--moderation-probe {}", path.display()))?;
+            Some(Arc::new(probe))
+        }
+        None => None,
+    };
     let state = AppState::new(
         auth,
         ServerOptions {
@@ -181,6 +198,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             moderation_judge_lora: args.moderation_judge_lora.clone(),
             moderation_judge_merge: args.moderation_judge_merge.rule(),
             moderation_judge_veto: args.moderation_judge_veto,
+            moderation_probe: probe.clone(),
             default_max_tokens: args.default_max_tokens,
             default_temperature: args.default_temperature,
             pii_kinds: args.pii_kinds.0.clone(),
@@ -201,6 +219,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let model_args = args.model.clone();
         let name = args.served_model_name.clone();
         let loras = lora_specs(&args.lora)?;
+        let probe_path = args.moderation_probe.clone();
         if let Some(judge) = &args.moderation_judge_lora {
             anyhow::ensure!(
                 loras.iter().any(|(n, _)| n == judge),
@@ -216,6 +235,15 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         };
         let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let served = load(&model_args, name, cfg)?;
+            if let (Some(probe), Some(path)) = (&probe, &probe_path) {
+                let runs = model_identity(served.engine.model());
+                anyhow::ensure!(
+                    probe.features.model == runs,
+                    "--moderation-probe {}: trained on `{}`, but this server runs `{runs}`",
+                    path.display(),
+                    probe.features.model
+                );
+            }
             for (n, p) in &loras {
                 served
                     .engine
