@@ -197,19 +197,19 @@ async fn handle(
     let inputs = texts(req.input)?;
     state.auth.admit(&caller)?;
     let opts = &state.options;
-    let judge_model = if opts.moderation_judge || opts.moderation_probe.is_some() {
+    let served = if opts.moderation_judge || opts.moderation_probe.is_some() {
         Some(state.model()?)
     } else {
         None
     };
-    let opinions = match &judge_model {
+    let opinions = match &served {
         Some(model) if opts.moderation_judge => {
-            let adapter = state.options.moderation_judge_lora.as_deref();
+            let adapter = opts.moderation_judge_lora.as_deref();
             judge_all(model, adapter, &inputs).await
         }
         _ => inputs.iter().map(|_| None).collect(),
     };
-    let probed = match (&judge_model, &opts.moderation_probe) {
+    let probed = match (&served, &opts.moderation_probe) {
         (Some(model), Some(probe)) => Some(probe_all(model, probe, &inputs).await?),
         _ => None,
     };

@@ -104,8 +104,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = parse_probability)]
     pub moderation_judge_veto: f32,
     /// In /v1/moderations, add the opinion of a probe trained on this model's hidden
-    /// states (`hearth guard train-probe`); a text is flagged where the lists, the judge
-    /// or the probe flag it. A probe trained on another model is a startup error.
+    /// states (`hearth guard train-probe`): a text is flagged where the lists, the judge
+    /// or the probe flag it, unless the probe's probability is below its veto
+    /// (`train-probe --veto`). A probe trained on another model is a startup error.
     #[arg(long, value_name = "FILE")]
     pub moderation_probe: Option<std::path::PathBuf>,
     /// PII kinds the input/output policies look for: labels (`EMAIL,PERSON,ADDRESS`),
