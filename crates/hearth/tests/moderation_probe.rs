@@ -199,6 +199,27 @@ fn a_probe_learns_a_topic_the_term_lists_cannot_see() {
         err.contains("clean.jsonl: 0 of 10 samples are flagged"),
         "{err}"
     );
+    // Settings are checked before the model runs.
+    let out = hearth(&[
+        "guard",
+        "train-probe",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "-o",
+        s(&probe),
+        "--threshold",
+        "0.5",
+        "--veto",
+        "0.6",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--veto") && err.contains("veto in [0, threshold)"),
+        "{err}"
+    );
     // And a depth the model has.
     let out = train(&data, "31");
     assert!(!out.status.success());

@@ -94,7 +94,9 @@ impl Default for ProbeFit {
 }
 
 impl ProbeFit {
-    fn check(&self) -> Result<()> {
+    /// Fails unless the penalty is positive, the threshold in (0, 1) and the veto in
+    /// `[0, threshold)`.
+    pub fn check(&self) -> Result<()> {
         let valid = self.l2 > 0.0
             && self.l2.is_finite()
             && self.threshold > 0.0

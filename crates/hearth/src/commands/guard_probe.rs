@@ -70,7 +70,21 @@ pub fn train_probe(args: &TrainProbeArgs) -> anyhow::Result<()> {
     if args.max_tokens == 0 {
         anyhow::bail!("--max-tokens must be at least 1");
     }
+    // Settings are checked before the model reads a single text.
+    let fit = ProbeFit {
+        l2: args.l2,
+        threshold: args.threshold,
+        veto_below: args.veto,
+    };
+    fit.check().context("--l2, --threshold and --veto")?;
     let samples = read_samples(&args.data, args.split, None, false)?;
+    if args.folds == 1 || args.folds > samples.len() {
+        anyhow::bail!(
+            "--folds {}: 0 (no report) or 2 to {} (the samples of the split)",
+            args.folds,
+            samples.len()
+        );
+    }
     if samples.is_empty() {
         anyhow::bail!(
             "{}: no samples in the {:?} split",
@@ -126,11 +140,6 @@ pub fn train_probe(args: &TrainProbeArgs) -> anyhow::Result<()> {
         max_tokens: args.max_tokens,
         pooling: MEAN_POOLING.to_string(),
         depth: args.depth,
-    };
-    let fit = ProbeFit {
-        l2: args.l2,
-        threshold: args.threshold,
-        veto_below: args.veto,
     };
     let probe = ModerationProbe::fit(spec, &features, &labels, &fit)?;
     let tmp = args.output.with_extension("json.partial");
