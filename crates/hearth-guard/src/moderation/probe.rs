@@ -308,11 +308,13 @@ impl ModerationProbe {
     }
 
     /// The probe's opinion of one text's features: [`scores`](Self::scores) and the
-    /// flagged head's probability.
+    /// flagged head's probability (the features standardised and each head run once).
     pub fn opinion(&self, features: &[f32]) -> Result<ProbeOpinion> {
+        let z = self.standardise(features)?;
+        let p_flagged = self.flagged.probability(&z);
         Ok(ProbeOpinion {
-            scores: self.scores(features)?,
-            p_flagged: self.p_flagged(features)?,
+            scores: self.scores_of(&z, p_flagged),
+            p_flagged,
         })
     }
 
@@ -329,15 +331,20 @@ impl ModerationProbe {
     /// every other category gets its own head's probability, capped at that score (so
     /// a text is flagged exactly when the flagged head reaches the threshold).
     pub fn scores(&self, features: &[f32]) -> Result<CategoryScores> {
-        let z = self.standardise(features)?;
-        let flagged = calibrate(self.flagged.probability(&z), self.threshold);
+        Ok(self.opinion(features)?.scores)
+    }
+
+    /// [`scores`](Self::scores) of standardised features whose flagged probability is
+    /// `p_flagged`.
+    fn scores_of(&self, z: &[f32], p_flagged: f32) -> CategoryScores {
+        let flagged = calibrate(p_flagged, self.threshold);
         let mut out = CategoryScores::default();
         let mut top: Option<(Category, f32)> = None;
         for head in &self.categories {
             let Some(c) = Category::from_name(&head.label) else {
                 continue;
             };
-            let p = head.probability(&z);
+            let p = head.probability(z);
             out.set(c, p.min(flagged));
             if top.is_none_or(|(_, best)| p > best) {
                 top = Some((c, p));
@@ -346,7 +353,7 @@ impl ModerationProbe {
         if let Some((c, _)) = top {
             out.set(c, flagged);
         }
-        Ok(out)
+        out
     }
 }
 

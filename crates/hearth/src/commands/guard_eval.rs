@@ -152,15 +152,15 @@ pub(crate) const LABELS: [(&str, Category); 8] = [
 
 /// True/false positives and false negatives of one binary decision.
 #[derive(Default, Debug, Clone, Copy)]
-struct Confusion {
-    tp: usize,
-    fp: usize,
-    fn_: usize,
-    tn: usize,
+pub(crate) struct Confusion {
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+    pub tn: usize,
 }
 
 impl Confusion {
-    fn add(&mut self, truth: bool, predicted: bool) {
+    pub fn add(&mut self, truth: bool, predicted: bool) {
         match (truth, predicted) {
             (true, true) => self.tp += 1,
             (false, true) => self.fp += 1,
@@ -168,10 +168,10 @@ impl Confusion {
             (false, false) => self.tn += 1,
         }
     }
-    fn precision(&self) -> f64 {
+    pub fn precision(&self) -> f64 {
         ratio(self.tp, self.tp + self.fp)
     }
-    fn recall(&self) -> f64 {
+    pub fn recall(&self) -> f64 {
         ratio(self.tp, self.tp + self.fn_)
     }
     fn f1(&self) -> f64 {

@@ -9,7 +9,7 @@ use hearth_engine::pooled::{mean_hidden, model_identity, MEAN_POOLING};
 use hearth_guard::moderation::{ModerationProbe, Moderator, ProbeFeatures, ProbeFit, ProbeLabels};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::guard_eval::{read_samples, Split};
+use super::guard_eval::{read_samples, Confusion, Split};
 use super::ModelArgs;
 
 /// Flags of `hearth guard train-probe`.
@@ -51,17 +51,15 @@ pub struct TrainProbeArgs {
 
 /// Precision and recall of `predicted` against `truth`, as a table cell.
 fn score(truth: &[bool], predicted: impl Iterator<Item = bool>) -> String {
-    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
-    for (&t, p) in truth.iter().zip(predicted) {
-        tp += usize::from(t && p);
-        fp += usize::from(!t && p);
-        fn_ += usize::from(t && !p);
-    }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let mut c = Confusion::default();
+    truth.iter().zip(predicted).for_each(|(&t, p)| c.add(t, p));
     format!(
-        "P {:.3} R {:.3} ({tp} TP, {fp} FP, {fn_} FN)",
-        ratio(tp, tp + fp),
-        ratio(tp, tp + fn_)
+        "P {:.3} R {:.3} ({} TP, {} FP, {} FN)",
+        c.precision(),
+        c.recall(),
+        c.tp,
+        c.fp,
+        c.fn_
     )
 }
 
@@ -92,10 +90,14 @@ pub fn train_probe(args: &TrainProbeArgs) -> anyhow::Result<()> {
             args.split
         );
     }
-    let flagged = samples
+    let labels: Vec<ProbeLabels> = samples
         .iter()
-        .filter(|s| s.truth.iter().any(|&t| t))
-        .count();
+        .map(|s| ProbeLabels {
+            flagged: s.truth.iter().any(|&t| t),
+            categories: s.categories(),
+        })
+        .collect();
+    let flagged = labels.iter().filter(|l| l.flagged).count();
     if flagged == 0 || flagged == samples.len() {
         anyhow::bail!(
             "{}: {flagged} of {} samples are flagged: the probe needs both kinds",
@@ -127,13 +129,6 @@ pub fn train_probe(args: &TrainProbeArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let labels: Vec<ProbeLabels> = samples
-        .iter()
-        .map(|s| ProbeLabels {
-            flagged: s.truth.iter().any(|&t| t),
-            categories: s.categories(),
-        })
-        .collect();
     let spec = ProbeFeatures {
         model: model_identity(&loaded.model),
         dim: loaded.model.config().d_model,
