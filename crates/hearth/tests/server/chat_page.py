@@ -27,15 +27,21 @@ with sync_playwright() as p:
     model_line = page.inner_text("#model")
     assert "context" in model_line, model_line
 
-    # Record the reply's length at every DOM change: streaming means it was seen partly
-    # written, before the reply ended (its meta line appears at the end).
+    # Record every text the reply bubble is given, from the mutation records themselves
+    # (a starved browser may batch several writes into one observer call, and may read
+    # the whole body at once): streaming means the page wrote the reply partly, event by
+    # event, before it ended (its meta line is added at the end).
     page.evaluate("""() => {
         window.__seen = [];
-        new MutationObserver(() => {
-            const a = document.querySelector('.assistant');
-            if (a) window.__seen.push([a.firstChild ? a.firstChild.textContent.length : 0,
-                                       !!a.querySelector('.meta')]);
-        }).observe(document.getElementById('log'), {subtree: true, characterData: true, childList: true});
+        new MutationObserver((records) => {
+            for (const r of records) {
+                if (!r.target.classList || !r.target.classList.contains('assistant')) continue;
+                for (const n of r.addedNodes) {
+                    if (n.nodeType === Node.TEXT_NODE) window.__seen.push([n.textContent.length, false]);
+                    else if (n.classList && n.classList.contains('meta')) window.__seen.push([0, true]);
+                }
+            }
+        }).observe(document.getElementById('log'), {subtree: true, childList: true});
     }""")
     page.fill("#temperature", "0")
     page.fill("#max_tokens", "48")
@@ -45,8 +51,9 @@ with sync_playwright() as p:
     reply = page.inner_text(".assistant")
     seen = page.evaluate("window.__seen")
     assert len(reply.strip()) > 0, "empty reply"
-    final = max(n for n, _ in seen)
-    partial = sorted({n for n, done in seen if not done and 0 < n < final})
+    end = next((i for i, (_, done) in enumerate(seen) if done), len(seen))
+    final = max(n for n, _ in seen[:end])
+    partial = sorted({n for n, _ in seen[:end] if 0 < n < final})
     assert len(partial) >= 2, f"reply did not stream: lengths seen before the end {partial} (final {final})"
 
     # A second turn: the page sends the whole conversation.
