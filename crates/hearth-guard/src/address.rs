@@ -53,6 +53,11 @@ struct Patterns {
     provinces: aho_corasick::AhoCorasick,
     /// "the corner of A and B" (checked to name a street afterwards).
     corner: Regex,
+    /// Where `corner` and `military` can match (built once: a searcher per call would
+    /// cost more than the search on short texts).
+    corner_at: memchr::memmem::Finder<'static>,
+    box_at: memchr::memmem::Finder<'static>,
+    po_at: memchr::memmem::Finder<'static>,
 }
 
 fn patterns() -> &'static Patterns {
@@ -112,6 +117,9 @@ fn patterns() -> &'static Patterns {
                 .match_kind(aho_corasick::MatchKind::LeftmostLongest)
                 .build(PROVINCES.split('|'))
                 .expect("the province names build"),
+            corner_at: memchr::memmem::Finder::new("orner of "),
+            box_at: memchr::memmem::Finder::new("Box "),
+            po_at: memchr::memmem::Finder::new("PO "),
         }
     })
 }
@@ -174,7 +182,10 @@ fn find_latin(text: &str, out: &mut Vec<Finding>) {
         out.push(Finding::new(PiiKind::Address, widened, score));
     };
     // "the corner of Main Street and Park Avenue" needs no number.
-    let corners = memchr::memmem::find_iter(bytes, "orner of ").map(|at| window(text, at, 8, 160));
+    let corners = p
+        .corner_at
+        .find_iter(bytes)
+        .map(|at| window(text, at, 8, 160));
     for range in matches_in(&p.corner, corners) {
         if block::names_a_street(&text[range.clone()]) {
             push(range, 0.8);
@@ -209,8 +220,10 @@ fn find_latin(text: &str, out: &mut Vec<Finding>) {
             push(range, 0.7);
         }
     }
-    let boxes = memchr::memmem::find_iter(bytes, "Box ")
-        .chain(memchr::memmem::find_iter(bytes, "PO "))
+    let boxes = p
+        .box_at
+        .find_iter(bytes)
+        .chain(p.po_at.find_iter(bytes))
         .map(|at| window(text, at, 40, 60));
     for range in matches_in(&p.military, boxes) {
         if stands_alone(bytes, range.start, range.end) {

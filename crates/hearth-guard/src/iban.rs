@@ -104,11 +104,19 @@ impl IbanRecognizer {
     /// The recognizer with its pattern compiled.
     pub fn new() -> Self {
         // Upper case as printed, or all lower case as typed; never mixed.
-        let pattern = r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?|[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?";
+        let pattern = r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?|[a-z]{2}[0-9]{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?";
         IbanRecognizer {
             pattern: Regex::new(pattern).expect("built-in pattern compiles"),
         }
     }
+}
+
+/// Two letters of one case, then two ASCII digits: how every IBAN begins.
+fn country_and_check(w: &[u8]) -> bool {
+    w[2].is_ascii_digit()
+        && w[3].is_ascii_digit()
+        && ((w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase())
+            || (w[0].is_ascii_lowercase() && w[1].is_ascii_lowercase()))
 }
 
 /// True when the IBAN `chars` (no spaces) has remainder 1 under mod 97.
@@ -137,6 +145,11 @@ impl Recognizer for IbanRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
+        // Every IBAN starts with a country code and two check digits: most text has no
+        // such four bytes, and a byte scan says so faster than the pattern.
+        if !bytes.windows(4).any(country_and_check) {
+            return;
+        }
         for m in self.pattern.find_iter(bytes) {
             let candidate = m.as_bytes().to_ascii_uppercase();
             let Some(&(_, len)) = COUNTRY_LENGTHS.iter().find(|(c, _)| &candidate[..2] == *c)

@@ -221,7 +221,7 @@ fn counted_digits(candidate: &[u8]) -> usize {
         Some(i) => &candidate[..i],
         None => candidate,
     };
-    let trunk_marker = memchr::memmem::find(main, b"(0)").map_or(0, |_| 1);
+    let trunk_marker = usize::from(main.windows(3).any(|w| w == b"(0)"));
     main.iter().filter(|b| b.is_ascii_digit()).count() - trunk_marker
 }
 
@@ -280,8 +280,7 @@ impl PhoneRecognizer {
         let r = &bytes[run.clone()];
         let shape = RunShape {
             digits: r.iter().filter(|b| b.is_ascii_digit()).count(),
-            plus_or_00: memchr::memchr(b'+', r).is_some()
-                || memchr::memmem::find(r, b"00").is_some(),
+            plus_or_00: memchr::memchr(b'+', r).is_some() || r.windows(2).any(|w| w == b"00"),
             zero: memchr::memchr(b'0', r).is_some(),
             separated: r.iter().any(|b| !b.is_ascii_digit()),
         };

@@ -1,6 +1,8 @@
 //! The word lists the address patterns are built from: USPS street suffixes, US states,
 //! Chinese province-level names and European street-type words.
 
+use std::collections::HashSet;
+
 /// USPS street suffixes (Publication 28, Appendix C1): primary names and standard
 /// abbreviations, in title case.
 pub(super) const STREET_SUFFIXES: &[&str] = &[
@@ -412,13 +414,19 @@ pub(super) const PROVINCES: &str = "北京市|天津市|上海市|重庆市|北�
 
 /// True when `word` is a USPS street suffix (title case or upper case).
 pub(crate) fn is_street_suffix(word: &str) -> bool {
-    STREET_SUFFIXES.contains(&word)
-        || STREET_SUFFIXES.iter().any(|s| {
-            s.len() == word.len()
-                && s.eq_ignore_ascii_case(word)
-                && word.len() > 1
-                && word.bytes().all(|b| b.is_ascii_uppercase())
-        })
+    // Hashed once: names and addresses ask this of most capitalised words.
+    static SETS: std::sync::OnceLock<(HashSet<&str>, HashSet<String>)> = std::sync::OnceLock::new();
+    let (as_written, upper) = SETS.get_or_init(|| {
+        (
+            STREET_SUFFIXES.iter().copied().collect(),
+            STREET_SUFFIXES
+                .iter()
+                .map(|s| s.to_ascii_uppercase())
+                .collect(),
+        )
+    });
+    as_written.contains(word)
+        || (word.len() > 1 && word.bytes().all(|b| b.is_ascii_uppercase()) && upper.contains(word))
 }
 
 /// Street-type words written before the street name (lower case ones as written).
@@ -446,3 +454,25 @@ pub(super) const PARTICLE: &str =
 
 /// A house number after a street ("380", "5b", "12/3", "15."), as a pattern.
 pub(super) const HOUSE: &str = r"\d{1,4}[a-zA-Z]?(?:/\d{1,3})?(?-u:\b)\.?";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn street_suffixes_as_written_or_in_capitals() {
+        for s in STREET_SUFFIXES {
+            assert!(is_street_suffix(s), "{s}");
+            let upper = s.to_ascii_uppercase();
+            assert_eq!(is_street_suffix(&upper), s.len() > 1, "{upper}");
+            let lower = s.to_ascii_lowercase();
+            assert_eq!(
+                is_street_suffix(&lower),
+                STREET_SUFFIXES.contains(&lower.as_str()),
+                "{lower}"
+            );
+        }
+        assert!(!is_street_suffix("Johnson"));
+        assert!(!is_street_suffix("StReEt"));
+    }
+}
