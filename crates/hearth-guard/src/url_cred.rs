@@ -1,5 +1,7 @@
 //! URLs with credentials in them: `scheme://user:password@host`.
 
+use std::sync::OnceLock;
+
 use crate::finding::{Finding, PiiKind};
 use crate::recognizer::{is_word_byte, Recognizer};
 
@@ -27,12 +29,10 @@ impl Recognizer for UrlCredentialsRecognizer {
 
     fn find(&self, text: &str, out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        // Most texts hold no "://": one byte search says so (a memmem searcher, built
-        // per call, would cost more than that on short texts).
-        if memchr::memchr(b':', bytes).is_none() {
-            return;
-        }
-        for sep in memchr::memmem::find_iter(bytes, b"://") {
+        // Built once: a searcher per call would cost more than the search on short texts.
+        static SEPARATOR: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+        let separator = SEPARATOR.get_or_init(|| memchr::memmem::Finder::new("://"));
+        for sep in separator.find_iter(bytes) {
             let mut start = sep;
             while start > 0 && is_scheme_byte(bytes[start - 1]) {
                 start -= 1;

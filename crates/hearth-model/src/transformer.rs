@@ -259,6 +259,7 @@ impl Transformer {
         in_pool(|| {
             let mut cache = self.new_cache();
             let mut out = vec![Vec::with_capacity(tokens.len() * d); depths.len()];
+            let mut normed = vec![0.0; d];
             for chunk in tokens.chunks(MAX_CHUNK) {
                 let n = chunk.len();
                 let mut x = self.embed_rows(chunk, &none);
@@ -270,9 +271,8 @@ impl Transformer {
                     self.finish_layer(l, attn, &mut x, &mut h, &none);
                     for (k, _) in depths.iter().enumerate().filter(|(_, &at)| at == l + 1) {
                         for row in x.chunks_exact(d) {
-                            let mut o = vec![0.0; d];
-                            self.final_norm(row, &mut o);
-                            out[k].extend_from_slice(&o);
+                            self.final_norm(row, &mut normed);
+                            out[k].extend_from_slice(&normed);
                         }
                     }
                 }
